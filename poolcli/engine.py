@@ -94,6 +94,7 @@ class RunResult:
     value_max: float  # 1.0 for [0, 1] values, the native maximum with --scale raw
     seconds: list[float]
     device: str
+    plan: Plan
     stage_outputs: list[Any] = field(default_factory=list)
 
     def values(self) -> np.ndarray:
@@ -154,7 +155,7 @@ def run_pipeline(
         x = y
         if keep_stages:
             outputs.append((x, run.scale))
-    return RunResult(x, run.scale, value_max, seconds, device, outputs)
+    return RunResult(x, run.scale, value_max, seconds, device, plan, outputs)
 
 
 def _upload(torch: Any, array: np.ndarray, device: str) -> Any:

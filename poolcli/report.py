@@ -101,7 +101,7 @@ def plan_rows(plan: Plan, timed: bool) -> list[list[str]]:
             w_cell,
             _field(stage.receptive_field),
             _field(stage.jump),
-            ar.human_count(stage.params_count),
+            f"{stage.params_count:,}",
             ar.human_count(stage.ops),
         ]
         if timed:

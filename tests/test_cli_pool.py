@@ -1,0 +1,206 @@
+"""`poolcli pool`: the seeds' pooling examples through the CLI, real images, and errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLES
+
+
+def pooled(invoke, tmp_path, source, *args):
+    out = tmp_path / "out.npy"
+    result = invoke("pool", str(source), "-o", str(out), "-q", *args)
+    assert result.exit_code == 0, result.stderr
+    return np.load(out)
+
+
+def test_d2l_max_and_avg_3x3(invoke, tmp_path, d2l_x):
+    assert pooled(invoke, tmp_path, d2l_x, "-k", "2", "-s", "1").tolist() == [[[[4, 5], [7, 8]]]]
+    assert pooled(invoke, tmp_path, d2l_x, "-m", "avg", "-k", "2", "-s", "1").tolist() == [[[[2, 3], [5, 6]]]]
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["-k", "3"], [[[[10]]]]),
+        (["-k", "3", "-p", "1", "-s", "2"], [[[[5, 7], [13, 15]]]]),
+        (["-k", "2x3", "-s", "2,3", "-p", "0x1"], [[[[5, 7], [13, 15]]]]),
+    ],
+    ids=["MaxPool2d(3)", "MaxPool2d(3, padding=1, stride=2)", "MaxPool2d((2, 3), stride=(2, 3), padding=(0, 1))"],
+)
+def test_d2l_padding_and_stride(invoke, tmp_path, arange16, args, expected):
+    assert pooled(invoke, tmp_path, arange16, *args).tolist() == expected
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["nn.MaxPool2d((2, 3), stride=(2, 3), padding=(0, 1))", "maxpool:k=2x3,s=2x3,p=0x1", "maxpool:(2,3),s=(2,3),p=(0,1)"],
+)
+def test_both_spellings_through_run(invoke, tmp_path, arange16, spec):
+    out = tmp_path / "o.npy"
+    result = invoke("run", str(arange16), "-S", spec, "-o", str(out), "-q")
+    assert result.exit_code == 0, result.stderr
+    assert np.load(out).tolist() == [[[[5, 7], [13, 15]]]]
+
+
+def test_d2l_two_channels(invoke, tmp_path):
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    path = tmp_path / "x2.npy"
+    np.save(path, np.concatenate([x, x + 1], axis=1))
+    got = pooled(invoke, tmp_path, path, "-k", "3", "-p", "1", "-s", "2")
+    assert got.tolist() == [[[[5, 7], [13, 15]], [[6, 8], [14, 16]]]]
+
+
+@pytest.fixture
+def seed_1x2x4x4(tmp_path):
+    """The seeds' pool2d.py image: channel 0 rows 0..3, channel 1 rows 4..7."""
+    rows = np.arange(8, dtype=np.float32).reshape(2, 4, 1).repeat(4, axis=2)
+    path = tmp_path / "img.npy"
+    np.save(path, rows[None])
+    return path
+
+
+def test_seed_1x2x4x4_examples(invoke, tmp_path, seed_1x2x4x4):
+    assert pooled(invoke, tmp_path, seed_1x2x4x4, "-k", "2").tolist() == [[[[1, 1], [3, 3]], [[5, 5], [7, 7]]]]
+    one = pooled(invoke, tmp_path, seed_1x2x4x4, "-k", "2", "-s", "1")
+    assert one[0, 0].tolist() == [[1, 1, 1], [2, 2, 2], [3, 3, 3]]
+    assert one[0, 1].tolist() == [[5, 5, 5], [6, 6, 6], [7, 7, 7]]
+    avg = pooled(invoke, tmp_path, seed_1x2x4x4, "-m", "avg", "-k", "2", "-s", "1", "-p", "1")
+    np.testing.assert_allclose(avg[0, 0], [
+        [0, 0, 0, 0, 0], [0.25, 0.5, 0.5, 0.5, 0.25], [0.75, 1.5, 1.5, 1.5, 0.75],
+        [1.25, 2.5, 2.5, 2.5, 1.25], [0.75, 1.5, 1.5, 1.5, 0.75]])
+    np.testing.assert_allclose(avg[0, 1], [
+        [1, 2, 2, 2, 1], [2.25, 4.5, 4.5, 4.5, 2.25], [2.75, 5.5, 5.5, 5.5, 2.75],
+        [3.25, 6.5, 6.5, 6.5, 3.25], [1.75, 3.5, 3.5, 3.5, 1.75]])
+    assert pooled(invoke, tmp_path, seed_1x2x4x4, "-m", "avg", "-k", "4").tolist() == [[[[1.5]], [[5.5]]]]
+    assert pooled(invoke, tmp_path, seed_1x2x4x4, "-m", "avg", "--global").tolist() == [[[[1.5]], [[5.5]]]]
+
+
+def test_divisor_override_on_ones(invoke, tmp_path):
+    path = tmp_path / "ones.npy"
+    np.save(path, np.ones((1, 1, 4, 4), dtype=np.float32))
+    got = pooled(invoke, tmp_path, path, "-m", "avg", "-k", "2", "--divisor-override", "3")
+    np.testing.assert_allclose(got, np.full((1, 1, 2, 2), 4 / 3), rtol=1e-6)
+    out = tmp_path / "o.npy"
+    result = invoke("run", str(path), "-S", "AvgPool2d((2, 2), stride=(2, 2), divisor_override=3)", "-o", str(out), "-q")
+    assert result.exit_code == 0
+    np.testing.assert_allclose(np.load(out), np.full((1, 1, 2, 2), 4 / 3), rtol=1e-6)
+
+
+def test_photo_writes_beside_input_and_matches_torch(invoke, tmp_path):
+    import shutil
+
+    import torch
+    import torch.nn.functional as F
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    shutil.copy(SAMPLES / "coffee.png", photo)
+    result = invoke("pool", str(photo), "--kernel", "2", "--stride", "2")
+    assert result.exit_code == 0, result.stderr
+    out = tmp_path / "photo_pooled.png"
+    assert out.exists()
+    assert "⌊(" in result.stdout and "H_out" in result.stdout
+    pixels = torch.from_numpy(np.asarray(Image.open(photo).convert("RGB"))).permute(2, 0, 1)[None]
+    expected = F.max_pool2d(pixels, 2, 2)[0].permute(1, 2, 0).numpy()
+    assert np.array_equal(np.asarray(Image.open(out)), expected)
+
+
+def test_json_record(invoke, tmp_path, arange16):
+    out = tmp_path / "o.npy"
+    result = invoke("pool", str(arange16), "-k", "2", "-o", str(out), "--json")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["status"] == "ok" and record["error"] is None
+    assert record["input_shape"] == [1, 1, 4, 4] and record["output_shape"] == [1, 1, 2, 2]
+    stage = record["stages"][0]
+    assert stage["op"] == "maxpool"
+    assert stage["params"] == {"kernel_size": [2, 2], "stride": [2, 2], "padding": [0, 0], "dilation": [1, 1], "ceil_mode": False}
+    assert stage["formula"]["H"].endswith("= 2")
+    assert stage["receptive_field"] == [2, 2] and stage["jump"] == [2, 2]
+    assert stage["params_count"] == 0 and stage["ops"] == 16
+    assert isinstance(stage["seconds"], float)
+
+
+@pytest.mark.parametrize(
+    "args, status, fragment",
+    [
+        (["-k", "5"], 2, "⌊(4 + 2·0 − 1·(5−1) − 1)/5⌋ + 1 = 0"),
+        (["-k", "2", "-p", "2"], 2, "padding"),
+        (["-m", "bogus", "-k", "2"], 2, "--mode"),
+        ([], 2, "--kernel"),
+        (["-k", "2", "--bogus"], 2, "No such option"),
+        (["-k", "2", "--device", "cuda"], 1, "CUDA"),
+        (["-k", "2", "--json", "-o", "-"], 2, "--report"),
+    ],
+)
+def test_usage_errors_are_one_line(invoke, arange16, args, status, fragment):
+    import torch
+
+    if "cuda" in args and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    result = invoke("pool", str(arange16), *args)
+    assert result.exit_code == status
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("poolcli: error: ")
+    assert fragment in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "text", "folder", "truncated"])
+def test_bad_files_exit_1_naming_the_file(invoke, tmp_path, kind):
+    path = tmp_path / "bad.png"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("not an image at all\n")
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "truncated":
+        path.write_bytes((SAMPLES / "coffee.png").read_bytes()[:2000])
+    result = invoke("pool", str(path), "-k", "2", "-o", str(tmp_path / "o.png"))
+    assert result.exit_code == 1, (kind, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("poolcli: error: ") and "bad.png" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_never_writes_over_its_input(invoke, tmp_path):
+    import shutil
+
+    photo = tmp_path / "a.png"
+    shutil.copy(SAMPLES / "coffee.png", photo)
+    before = photo.read_bytes()
+    result = invoke("pool", str(photo), "-k", "2", "-o", str(photo))
+    assert result.exit_code == 1 and "over an input" in result.stderr
+    assert photo.read_bytes() == before
+
+
+def test_stdin_to_stdout(tmp_path):
+    data = (SAMPLES / "coffee.png").read_bytes()
+    proc = subprocess.run(
+        [sys.executable, "-m", "poolcli", "pool", "-", "-k", "2", "-o", "-"],
+        input=data, capture_output=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.startswith(b"\x89PNG")
+    assert b"H_out" in proc.stderr
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from poolcli.cli import main\ntry:\n main(['pool','--help'])\nexcept SystemExit: pass\nassert 'torch' not in sys.modules, 'torch imported'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+
+
+def test_wrong_command_line_does_not_import_torch():
+    code = "import sys; from poolcli.cli import main\ntry:\n main(['pool','x.png','-k','0'])\nexcept SystemExit: pass\nassert 'torch' not in sys.modules, 'torch imported'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode() + proc.stdout.decode()

@@ -1,0 +1,42 @@
+"""Every command has help with an example, and the README shows every pool option."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import ROOT
+from poolcli.cli import app
+
+
+def command_names() -> list[str]:
+    import typer.main
+
+    return sorted(typer.main.get_command(app).commands)
+
+
+@pytest.mark.parametrize("name", command_names())
+def test_every_command_has_help_with_an_example(invoke, name):
+    result = invoke(name, "--help")
+    assert result.exit_code == 0, result.stderr
+    assert "Example:" in result.stdout
+    assert f"poolcli {name}" in result.stdout
+
+
+def test_top_level_help_lists_every_command(invoke):
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for name in command_names():
+        assert name in result.stdout
+
+
+def test_readme_shows_every_pool_option():
+    import typer.main
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = typer.main.get_command(app).commands["pool"]
+    for param in command.params:
+        for option in param.opts:
+            if option.startswith("--"):
+                assert re.search(re.escape(option) + r"\b", readme), f"README does not show {option}"

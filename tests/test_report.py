@@ -1,0 +1,75 @@
+"""The rendered table as golden text at a fixed width, and the JSON records.
+
+Regenerate the golden files after a deliberate change with:
+    POOLCLI_REGEN_GOLDEN=1 .venv/bin/python -m pytest tests/test_report.py
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+from rich.console import Console
+
+from conftest import ROOT
+from poolcli import report
+from poolcli.pipeline import Pipeline
+
+GOLDEN = ROOT / "tests" / "golden"
+CASES = {
+    "d2l_maxpool_2x3": ((1, 1, 4, 4), ["nn.MaxPool2d((2, 3), stride=(2, 3), padding=(0, 1))"]),
+    "ceil_mode_drop": ((1, 3, 5, 5), ["maxpool:k=3,s=3,p=1,ceil=true", "avgpool:2,ceil=true"]),
+    "lenet": (
+        (1, 1, 28, 28),
+        [
+            "nn.Conv2d(1, 6, kernel_size=5, padding=2)", "nn.Sigmoid()", "nn.AvgPool2d(kernel_size=2, stride=2)",
+            "nn.Conv2d(6, 16, kernel_size=5)", "nn.Sigmoid()", "nn.AvgPool2d(kernel_size=2, stride=2)",
+            "nn.Flatten()", "nn.Linear(400, 120)", "nn.Sigmoid()", "nn.Linear(120, 84)", "nn.Sigmoid()",
+            "nn.Linear(84, 10)",
+        ],
+    ),
+    "encoder_decoder": ((1, 3, 7, 9), ["maxpool:2", "maxpool:2", "maxunpool", "maxunpool"]),
+}
+
+
+def render(shape, specs) -> str:
+    plan = Pipeline.from_specs(specs).plan(shape)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=200, color_system=None, legacy_windows=False)
+    console.print(report.plan_table(plan, title="x".join(map(str, shape)), caption=report.plan_caption(plan)))
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_table_golden(name):
+    text = render(*CASES[name])
+    path = GOLDEN / f"{name}.txt"
+    if os.environ.get("POOLCLI_REGEN_GOLDEN") or not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8")
+
+
+def test_ceil_mode_shows_the_dropped_window():
+    text = render(*CASES["ceil_mode_drop"])
+    assert "⌈(5 + 2·1 − 1·(3−1) − 1)/3⌉ + 1 = 3" in text
+    assert "so = 2" in text
+
+
+def test_record_matches_design_keys():
+    plan = Pipeline.from_specs(["maxpool:2"]).plan((1, 3, 512, 512))
+    rec = report.record(input="a.png", output="a_pooled.png", device="cpu", plan=plan, seconds=[0.0012])
+    assert list(rec) == ["input", "output", "status", "error", "device", "input_shape", "output_shape", "stages"]
+    stage = rec["stages"][0]
+    assert stage["formula"]["H"] == "⌊(512 + 2·0 − 1·(2−1) − 1)/2⌋ + 1 = 256"
+    assert stage["ops"] == 786432 and stage["seconds"] == 0.0012
+
+
+def test_lenet_params_and_shapes():
+    plan = Pipeline.from_specs(CASES["lenet"][1]).plan((1, 1, 28, 28))
+    assert [s.params_count for s in plan.stages if s.params_count] == [156, 2416, 48120, 10164, 850]
+    assert [s.output_shape for s in plan.stages] == [
+        (1, 6, 28, 28), (1, 6, 28, 28), (1, 6, 14, 14), (1, 16, 10, 10), (1, 16, 10, 10), (1, 16, 5, 5),
+        (1, 400), (1, 120), (1, 120), (1, 84), (1, 84), (1, 10),
+    ]
