@@ -9,12 +9,15 @@ several inputs or a folder write into ``-o DIR`` at mirrored paths.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from .errors import InputError, OutputError, PoolcliError, UsageError
+from .errors import OutputError, PoolcliError, UsageError
 from .pipeline import Pipeline, Plan
 
 ARRAY_FORMATS = ("npy", "pt", "csv")
@@ -44,6 +47,9 @@ class ProcessOptions:
     skip_existing: bool = False
     fail_fast: bool = False
     recursive: bool = False
+    engine: str = "auto"
+    workers: int | None = None
+    batch_size: int = 16
 
 
 @dataclass
@@ -66,6 +72,7 @@ class Outcome:
     plan: Plan | None = None
     seconds: list[float] | None = None
     normalize: str | None = None
+    engine: str | None = None
     exception: PoolcliError | None = None
     megapixels: float = 0.0
 
@@ -184,47 +191,121 @@ def check_outputs(pairs: list[tuple[InputItem, str]]) -> None:
 # --------------------------------------------------------------------------- processing
 
 
+@dataclass
+class Decoded:
+    """A decoded input waiting for the compute step, or the reason it cannot go on."""
+
+    item: InputItem
+    out: str
+    image: Any = None
+    plan: Plan | None = None
+    outcome: Outcome | None = None  # set when decoding failed or the input was skipped
+
+    @property
+    def group_key(self) -> tuple:
+        """Images that can share one batch tensor: same shape, dtype, scale and alpha handling."""
+        image = self.image
+        return (image.array.shape, image.array.dtype.str, image.maxval, image.has_alpha, image.is_array, image.bit_depth)
+
+
 class Processor:
-    """Processes inputs one by one with a pipeline, planning once per distinct input shape."""
+    """Decode → plan → compute → encode for one input or a stacked batch of same-size inputs.
+
+    Decoding and encoding are thread-safe (Pillow and numpy release the GIL); the compute step
+    runs in the caller's thread. Plans are made once per distinct input shape.
+    """
 
     def __init__(self, pipeline: Pipeline, options: ProcessOptions):
         self.pipeline = pipeline
         self.options = options
         self.plans: dict[tuple[int, ...], Plan] = {}
+        self._lock = threading.Lock()
 
     def plan_for(self, shape: tuple[int, ...], fmt: str) -> Plan:
-        if shape not in self.plans:
-            plan = self.pipeline.plan(shape)
-            _check_writable(plan, fmt)
-            self.plans[shape] = plan
-        return self.plans[shape]
+        shape = tuple(int(d) for d in shape)
+        with self._lock:
+            if shape not in self.plans:
+                plan = self.pipeline.plan(shape)
+                _check_writable(plan, fmt)
+                self.plans[shape] = plan
+            return self.plans[shape]
 
-    def process(self, item: InputItem, out: str, stdin: Any = None, stdout: Any = None) -> Outcome:
-        """One input → one output; every failure becomes an Outcome with the one-line error."""
-        from .images import output_format, read_header
+    def output_format(self, out: str) -> str:
+        from .images import output_format
+
+        return output_format(None if out == "-" else out, self.options.format)
+
+    def decode(self, item: InputItem, out: str, stdin: Any = None) -> Decoded:
+        """Header → plan (so a bad pipeline fails before pixels are read) → pixels."""
+        from .images import read_header
 
         options = self.options
         if options.skip_existing and out != "-" and os.path.exists(out):
-            return Outcome(item.path, out, "skipped")
-        fmt = output_format(None if out == "-" else out, options.format)
+            return Decoded(item, out, outcome=Outcome(item.path, out, "skipped"))
+        fmt = self.output_format(out)
         try:
-            if item.path == "-":
-                image = self._load(item, stdin)
-                plan = self.plan_for(image.array.shape, fmt)
-            else:
+            if item.path != "-":
                 header = read_header(item.path, orient=options.orient)
-                shape = header.shape if options.frames == "first" else (header.frames, *header.shape[1:])
-                plan = self.plan_for(tuple(shape), fmt)
-                image = self._load(item, stdin)
-                if tuple(image.array.shape) != plan.input_shape:
-                    plan = self.plan_for(tuple(image.array.shape), fmt)
-            result = self._run(image, plan)
-            normalize = self._save(image, result, out, fmt, stdout)
-            self._save_stages(item, image, result, fmt)
+                frames = header.frames if options.frames == "all" else 1
+                self.plan_for((frames, *header.shape[1:]), fmt)
+            image = self._load(item, stdin)
+            plan = self.plan_for(image.array.shape, fmt)
         except PoolcliError as exc:
-            return Outcome(item.path, None, "error", str(exc), exception=exc)
-        megapixels = plan.input_shape[0] * plan.input_shape[-1] * plan.input_shape[-2] / 1e6
-        return Outcome(item.path, out, "ok", None, result.device, plan, result.seconds, normalize, megapixels=megapixels)
+            return Decoded(item, out, outcome=_failed(item, exc))
+        return Decoded(item, out, image, plan)
+
+    def compute(self, group: list[Decoded]) -> list[tuple[Decoded, Any]]:
+        """Run the pipeline once on the stacked group; returns each input with its result view."""
+        import numpy as np
+
+        from .engine import run_pipeline
+
+        options = self.options
+        first = group[0]
+        array = first.image.array if len(group) == 1 else np.concatenate([d.image.array for d in group])
+        plan = first.plan if len(group) == 1 else self.pipeline.plan(array.shape)
+        result = run_pipeline(
+            self.pipeline,
+            array,
+            maxval=first.image.maxval,
+            raw_scale=options.raw_scale,
+            premultiply=first.image.has_alpha and not first.image.is_array and options.alpha == "premultiply",
+            device=options.device,
+            engine=options.engine,
+            seed=options.seed,
+            plan=plan,
+            keep_stages=bool(options.save_stages or options.montage),
+        )
+        if len(group) == 1:
+            return [(first, result)]
+        return [(decoded, result.slice(i)) for i, decoded in enumerate(group)]
+
+    def encode(self, decoded: Decoded, result: Any, stdout: Any = None) -> Outcome:
+        """Write one output (atomically) and its stage pictures; failures become the outcome."""
+        item, out, image = decoded.item, decoded.out, decoded.image
+        fmt = self.output_format(out)
+        try:
+            normalize = self._save(image, result, out, fmt, stdout)
+            self._save_stages(item, image, result)
+        except PoolcliError as exc:
+            return _failed(item, exc)
+        shape = decoded.plan.input_shape
+        seconds = [s / result.batch_size for s in result.seconds]
+        return Outcome(
+            item.path, out, "ok", None, result.device, decoded.plan, seconds, normalize, engine=result.engine,
+            megapixels=shape[0] * shape[-1] * shape[-2] / 1e6,
+        )
+
+    def process(self, item: InputItem, out: str, stdin: Any = None, stdout: Any = None) -> Outcome:
+        """One input start to finish, in this thread (used for stdin and by tests)."""
+        decoded = self.decode(item, out, stdin)
+        if decoded.outcome is not None:
+            return decoded.outcome
+        try:
+            [(decoded, result)] = self.compute([decoded])
+        except PoolcliError as exc:
+            return _failed(item, exc)
+        return self.encode(decoded, result, stdout)
 
     def _load(self, item: InputItem, stdin: Any) -> Any:
         from .images import DEFAULT_MAX_PIXELS, load_image
@@ -236,22 +317,6 @@ class Processor:
             frames=options.frames,
             max_pixels=DEFAULT_MAX_PIXELS if options.max_pixels is None else (options.max_pixels or None),
             stdin=stdin,
-        )
-
-    def _run(self, image: Any, plan: Plan) -> Any:
-        from .engine import run_pipeline
-
-        options = self.options
-        return run_pipeline(
-            self.pipeline,
-            image.array,
-            maxval=image.maxval,
-            raw_scale=options.raw_scale,
-            premultiply=image.has_alpha and not image.is_array and options.alpha == "premultiply",
-            device=options.device,
-            seed=options.seed,
-            plan=plan,
-            keep_stages=bool(options.save_stages or options.montage),
         )
 
     def _save(self, image: Any, result: Any, out: str, fmt: str, stdout: Any) -> str | None:
@@ -267,7 +332,7 @@ class Processor:
                 save_image(result.values(), dest, format=fmt)
                 return None
             bit_depth = 16 if image.bit_depth == 16 and fmt in SIXTEEN_BIT_FORMATS else 8
-            quantized = quantize(result.data, result.scale, result.value_max, bit_depth, options.normalize)
+            quantized = quantize(result, bit_depth, options.normalize)
             save_image(
                 quantized.array, dest, format=fmt, bit_depth=bit_depth,
                 quality=options.quality, compress_level=options.compress_level,
@@ -276,7 +341,7 @@ class Processor:
         except OSError as exc:
             raise OutputError(f"{out}: cannot write: {exc.strerror or exc}", "check the folder and free space") from None
 
-    def _save_stages(self, item: InputItem, image: Any, result: Any, fmt: str) -> None:
+    def _save_stages(self, item: InputItem, image: Any, result: Any) -> None:
         if not (self.options.save_stages or self.options.montage):
             return
         from .pictures import save_montage, save_stage_pictures
@@ -285,6 +350,10 @@ class Processor:
             save_stage_pictures(item.path, image, result, self.options)
         if self.options.montage:
             save_montage(item.path, image, result, self.options)
+
+
+def _failed(item: InputItem, exc: PoolcliError) -> Outcome:
+    return Outcome(item.path, None, "error", str(exc), exception=exc)
 
 
 def _make_parent(path: str) -> None:
@@ -315,8 +384,9 @@ class Summary:
     """Counts for the end of a batch and the exit status."""
 
     outcomes: list[Outcome] = field(default_factory=list)
+    total: int = 0
     seconds: float = 0.0
-    interrupted: bool = False
+    interrupted: int = 0  # the signal that stopped the batch (SIGINT 2, SIGTERM 15), else 0
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -324,15 +394,19 @@ class Summary:
     def as_row(self) -> dict[str, Any]:
         ok = self.count("ok")
         megapixels = sum(o.megapixels for o in self.outcomes)
-        rate = ok / self.seconds if self.seconds else 0.0
+        seconds = max(self.seconds, 1e-9)
         return {
             "ok": ok,
             "skipped": self.count("skipped"),
             "failed": self.count("error"),
             "seconds": f"{self.seconds:.2f}",
-            "images/s": f"{rate:.1f}",
-            "MP/s": f"{megapixels / self.seconds:.1f}" if self.seconds else "0.0",
+            "images/s": f"{ok / seconds:.1f}",
+            "MP/s": f"{megapixels / seconds:.1f}",
         }
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by the SIGTERM handler, like KeyboardInterrupt for SIGINT."""
 
 
 def process_all(
@@ -341,38 +415,129 @@ def process_all(
     options: ProcessOptions,
     *,
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+    on_start: Callable[[int], None] = lambda total: None,
     stdin: Any = None,
     stdout: Any = None,
 ) -> Summary:
-    """Process every input, calling ``on_outcome`` after each; stops early on --fail-fast."""
+    """Process every input: decoding and encoding in worker threads overlap the compute in this
+    thread; consecutive same-size inputs are stacked into one batch (``options.batch_size``).
+
+    Queues are bounded (at most a few batches decoded ahead, a few encodes in flight), so memory
+    stays flat over any number of files. SIGINT/SIGTERM stop the batch: in-flight outputs are
+    finished (writes are atomic), nothing else is started, and the summary says what was done.
+    """
     many = len(items) > 1 or any(item.root is not None for item in items)
     pairs = [(item, output_path(item, options, many)) for item in items]
     check_outputs(pairs)
     processor = Processor(pipeline, options)
-    summary = Summary()
+    summary = Summary(total=len(pairs))
+    on_start(len(pairs))
     start = time.perf_counter()
-    try:
-        for item, out in pairs:
-            outcome = processor.process(item, out, stdin=stdin, stdout=stdout)
-            summary.outcomes.append(outcome)
-            on_outcome(outcome)
-            if outcome.status == "error" and options.fail_fast:
-                break
-    except KeyboardInterrupt:
-        summary.interrupted = True
+
+    def emit(outcome: Outcome) -> bool:
+        summary.outcomes.append(outcome)
+        on_outcome(outcome)
+        return outcome.status == "error" and options.fail_fast
+
+    with _signals_as_exceptions():
+        try:
+            if len(pairs) == 1 or any(item.path == "-" for item, _ in pairs):
+                for item, out in pairs:
+                    if emit(processor.process(item, out, stdin=stdin, stdout=stdout)):
+                        break
+            else:
+                _run_pipelined(processor, pairs, options, emit)
+        except KeyboardInterrupt:
+            summary.interrupted = signal.SIGINT
+        except Terminated:
+            summary.interrupted = signal.SIGTERM
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-__all__ = [
-    "InputError",
-    "InputItem",
-    "Outcome",
-    "ProcessOptions",
-    "Processor",
-    "Summary",
-    "check_outputs",
-    "expand_inputs",
-    "output_path",
-    "process_all",
-]
+def _run_pipelined(processor: Processor, pairs: list[tuple[InputItem, str]], options: ProcessOptions, emit) -> None:
+    """Decode ahead in threads, compute batches here, encode behind in threads; in input order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, options.workers or os.cpu_count() or 1)
+    batch_size = max(1, options.batch_size if _batchable(processor.pipeline) else 1)
+    decode_ahead = max(2 * workers, 2 * batch_size)
+    encode_limit = 2 * workers + batch_size
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poolcli-io")
+    decoding: deque = deque()
+    encoding: deque = deque()
+    pending = iter(pairs)
+    stop = False
+    try:
+        while True:
+            while not stop and len(decoding) < decode_ahead:
+                pair = next(pending, None)
+                if pair is None:
+                    break
+                decoding.append(pool.submit(processor.decode, *pair))
+            if not decoding:
+                break
+            group = _next_group(decoding, batch_size)
+            ready = [d for d in group if d.outcome is None]
+            for decoded in group:
+                if decoded.outcome is not None and emit(decoded.outcome):
+                    stop = True
+            results: list[tuple[Decoded, Any]] = []
+            if ready and not stop:
+                try:
+                    results = processor.compute(ready)
+                except PoolcliError as exc:
+                    for decoded in ready:
+                        stop = emit(_failed(decoded.item, exc)) or stop
+            for decoded, result in results:
+                encoding.append(pool.submit(processor.encode, decoded, result))
+            while encoding and (len(encoding) > encode_limit or encoding[0].done()):
+                stop = emit(encoding.popleft().result()) or stop
+            if stop:
+                break
+        while encoding:
+            if emit(encoding.popleft().result()):
+                break
+    finally:
+        for future in decoding:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _next_group(decoding: deque, batch_size: int) -> list[Decoded]:
+    """The next run of decoded inputs that share a group key (failures travel alone)."""
+    group = [decoding.popleft().result()]
+    if group[0].outcome is not None:
+        return group
+    key = group[0].group_key
+    while len(group) < batch_size and decoding and decoding[0].done():
+        candidate = decoding[0].result()
+        if candidate.outcome is not None or candidate.group_key != key:
+            break
+        group.append(decoding.popleft().result())
+    return group
+
+
+def _batchable(pipeline: Pipeline) -> bool:
+    """Stacking changes nothing for deterministic stages; random ones stay per image."""
+    return not any(stage.op == "fractionalmaxpool" for stage in pipeline.stages)
+
+
+class _signals_as_exceptions:
+    """SIGTERM raises Terminated in the main thread while a batch runs (SIGINT already raises
+    KeyboardInterrupt); the previous handler comes back afterwards."""
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise Terminated()
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        return False

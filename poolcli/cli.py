@@ -56,6 +56,7 @@ Inputs = Annotated[list[str], typer.Argument(help="Image or array files, folders
 OutputOpt = Annotated[Optional[str], typer.Option("-o", "--output", help="Output FILE, DIR, or - for stdout.", rich_help_panel=OUTPUT)]
 FormatOpt = Annotated[Optional[str], typer.Option("--format", help="png, jpeg, webp, tiff, bmp, gif, npy, pt or csv.", rich_help_panel=OUTPUT)]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.", rich_help_panel=PROCESSING)]
+EngineOpt = Annotated[str, typer.Option("--engine", help="auto (numpy on the CPU when it can), numpy or torch.", rich_help_panel=PROCESSING)]
 ScaleOpt = Annotated[str, typer.Option("--scale", help="unit: values in [0, 1]; raw: 0..255 / 0..65535.", rich_help_panel=PROCESSING)]
 NormalizeOpt = Annotated[str, typer.Option("--normalize", help="Out-of-range outputs: auto, clip, minmax or abs.", rich_help_panel=OUTPUT)]
 AlphaOpt = Annotated[str, typer.Option("--alpha", help="premultiply (averages ignore transparent colour) or separate.", rich_help_panel=PROCESSING)]
@@ -107,7 +108,7 @@ def pool(
     norm_type: Annotated[Optional[float], typer.Option("--norm-type", help="lp: the p of the p-norm.")] = None,
     output_size: Annotated[Optional[str], typer.Option("--output-size", help="Adaptive pooling to HxW.")] = None,
     global_: Annotated[bool, typer.Option("--global", help="Global pooling: one value per channel.")] = False,
-    output: OutputOpt = None, format: FormatOpt = None, device: DeviceOpt = "auto", scale: ScaleOpt = "unit",
+    output: OutputOpt = None, format: FormatOpt = None, device: DeviceOpt = "auto", engine: EngineOpt = "auto", scale: ScaleOpt = "unit",
     normalize: NormalizeOpt = "auto", alpha: AlphaOpt = "premultiply", no_orient: NoOrientOpt = False,
     frames: FramesOpt = "first", json_: JsonOpt = False, report: ReportOpt = None, quiet: QuietOpt = False,
     debug: DebugOpt = False, max_pixels: MaxPixelsOpt = None, quality: QualityOpt = None,
@@ -142,7 +143,7 @@ def conv(
     padding_mode: Annotated[str, typer.Option("--padding-mode", help="zeros, reflect, replicate or circular.")] = "zeros",
     channels: Annotated[str, typer.Option("--channels", help="depthwise (C stays) or sum (one channel).")] = "depthwise",
     bias: Annotated[float, typer.Option("--bias", help="Added to every output.")] = 0.0,
-    output: OutputOpt = None, format: FormatOpt = None, device: DeviceOpt = "auto", scale: ScaleOpt = "unit",
+    output: OutputOpt = None, format: FormatOpt = None, device: DeviceOpt = "auto", engine: EngineOpt = "auto", scale: ScaleOpt = "unit",
     normalize: NormalizeOpt = "auto", alpha: AlphaOpt = "premultiply", no_orient: NoOrientOpt = False,
     frames: FramesOpt = "first", json_: JsonOpt = False, report: ReportOpt = None, quiet: QuietOpt = False,
     debug: DebugOpt = False, max_pixels: MaxPixelsOpt = None, quality: QualityOpt = None,
@@ -168,7 +169,7 @@ def unpool(
     kernel: Annotated[str, typer.Option("-k", "--kernel", help="Kernel size of the maxpool.")] = "2",
     stride: Annotated[Optional[str], typer.Option("-s", "--stride", help="Stride (default: the kernel).")] = None,
     padding: Annotated[Optional[str], typer.Option("-p", "--padding", help="Padding.")] = None,
-    output: OutputOpt = None, format: FormatOpt = None, device: DeviceOpt = "auto", scale: ScaleOpt = "unit",
+    output: OutputOpt = None, format: FormatOpt = None, device: DeviceOpt = "auto", engine: EngineOpt = "auto", scale: ScaleOpt = "unit",
     normalize: NormalizeOpt = "auto", alpha: AlphaOpt = "premultiply", no_orient: NoOrientOpt = False,
     frames: FramesOpt = "first", json_: JsonOpt = False, report: ReportOpt = None, quiet: QuietOpt = False,
     debug: DebugOpt = False, max_pixels: MaxPixelsOpt = None, quality: QualityOpt = None,
@@ -192,7 +193,7 @@ def run(
     inputs: Inputs,
     stage: SpecsOpt = None,
     pipeline: PipelineOpt = None,
-    output: OutputOpt = None, format: FormatOpt = None, device: DeviceOpt = "auto", scale: ScaleOpt = "unit",
+    output: OutputOpt = None, format: FormatOpt = None, device: DeviceOpt = "auto", engine: EngineOpt = "auto", scale: ScaleOpt = "unit",
     normalize: NormalizeOpt = "auto", alpha: AlphaOpt = "premultiply", no_orient: NoOrientOpt = False,
     frames: FramesOpt = "first", json_: JsonOpt = False, report: ReportOpt = None, quiet: QuietOpt = False,
     debug: DebugOpt = False, max_pixels: MaxPixelsOpt = None, quality: QualityOpt = None,
@@ -243,6 +244,26 @@ def info(
     from .commands import info_command
 
     _guard(debug, lambda: info_command(inputs, not no_orient, json_))
+
+
+@app.command()
+def explain(
+    array: Annotated[Optional[str], typer.Argument(help="An .npy/.csv array or a small image (see --crop).", show_default=False)] = None,
+    matrix: Annotated[Optional[str], typer.Option("--matrix", "-M", help="A literal matrix: '0 1 2; 3 4 5; 6 7 8'.")] = None,
+    stage: SpecsOpt = None,
+    pipeline: PipelineOpt = None,
+    crop: Annotated[Optional[str], typer.Option("--crop", help="X,Y,W,H region of an image to explain.")] = None,
+    step: Annotated[Optional[int], typer.Option("--step", help="Explain only output element N (row-major).")] = None,
+    only: Annotated[Optional[str], typer.Option("--only", help="Explain only output element i,j.")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """The textbook's walkthrough: every window, its cells and the arithmetic with its numbers.
+
+    Example: poolcli explain --matrix "0 1 2; 3 4 5; 6 7 8" -S maxpool:2,s=1
+    """
+    from .explain import explain_command
+
+    _guard(debug, lambda: explain_command(matrix, array, stage, pipeline, crop, step, only, Environment()))
 
 
 @app.command()

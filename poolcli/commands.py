@@ -135,7 +135,16 @@ def _options(common: dict[str, Any], suffix: str) -> Any:
         skip_existing=common.get("skip_existing", False),
         fail_fast=common.get("fail_fast", False),
         recursive=common.get("recursive", False),
+        engine=_choice("engine", common.get("engine", "auto"), ("auto", "numpy", "torch")),
+        workers=_positive("workers", common.get("workers")),
+        batch_size=_positive("batch-size", common.get("batch_size", 16)) or 16,
     )
+
+
+def _positive(name: str, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise UsageError(f"--{name} {value}", "use a number ≥ 1")
+    return value
 
 
 def run_processing(inputs: list[str], builders: list[Callable[[], Any]], suffix: str, common: dict[str, Any]) -> None:
@@ -200,7 +209,7 @@ def _process_and_report(items, pipeline, options, env: Environment, common: dict
                 record(
                     input=outcome.input, output=outcome.output, status=outcome.status, error=outcome.error,
                     device=outcome.device, plan=outcome.plan, seconds=outcome.seconds,
-                    normalize=outcome.normalize,
+                    normalize=outcome.normalize, engine=outcome.engine,
                 )
             )
             if env.json:
@@ -208,22 +217,54 @@ def _process_and_report(items, pipeline, options, env: Environment, common: dict
             if report_file:
                 report_file.write(line + "\n")
 
+    progress = _progress(env, len(items))
+
+    def on_start(total: int) -> None:
+        if progress is not None:
+            progress.start()
+            progress.add_task("pooling", total=total)
+
+    def on_outcome_with_progress(outcome: Any) -> None:
+        on_outcome(outcome)
+        if progress is not None:
+            progress.advance(0)
+
     try:
         summary = process_all(
-            items, pipeline, options, on_outcome=on_outcome, stdin=env.stdin, stdout=env.stdout_bytes
+            items, pipeline, options, on_outcome=on_outcome_with_progress, on_start=on_start,
+            stdin=env.stdin, stdout=env.stdout_bytes,
         )
     finally:
+        if progress is not None:
+            progress.stop()
         if report_file:
             report_file.close()
     _print_report(summary, env, len(items) > 1)
     if summary.interrupted:
-        return ExitStatus.INTERRUPTED
+        return ExitStatus.TERMINATED if summary.interrupted == 15 else ExitStatus.INTERRUPTED
     failed = [o for o in summary.outcomes if o.status == "error"]
     if not failed:
         return ExitStatus.OK
     if len(items) == 1 and failed[0].exception is not None:
         return failed[0].exception.exit_status
     return ExitStatus.ERROR
+
+
+def _progress(env: Environment, total: int) -> Any:
+    """A progress bar on stderr for many files when stderr is a terminal, else None."""
+    if total < 2 or env.quiet or not env.stderr_is_terminal:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(f"{task.speed or 0:.1f} img/s")
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+        TimeRemainingColumn(), console=env.console(env.stderr), transient=True,
+    )
 
 
 def _open_report(path: str | None) -> Any:
@@ -248,7 +289,7 @@ def _print_report(summary: Any, env: Environment, many: bool) -> None:
         shown.add(outcome.plan.input_shape)
         for stage, seconds in zip(outcome.plan.stages, outcome.seconds or []):
             stage.seconds = seconds
-        extra = [f"device {outcome.device}"]
+        extra = [f"device {outcome.device}", f"engine {outcome.engine}"]
         if outcome.normalize and outcome.normalize != "none":
             extra.append(f"normalize {outcome.normalize}")
         title = outcome.input if not many else f"{sum(1 for o in summary.outcomes if o.plan and o.plan.input_shape == outcome.plan.input_shape)} file(s) of {report.ar.format_shape(outcome.plan.input_shape)}"
@@ -259,6 +300,8 @@ def _print_report(summary: Any, env: Environment, many: bool) -> None:
                 env.info(f"wrote {outcome.output}")
     else:
         env.report(report.summary_table(summary.as_row()))
+    if summary.interrupted:
+        env.error(f"poolcli: error: interrupted after {len(summary.outcomes)} of {summary.total} input(s) — outputs written so far are complete; --skip-existing resumes")
 
 
 # --------------------------------------------------------------------------- shape, info, filters

@@ -1,6 +1,8 @@
-"""Runs a planned pipeline on a batch of pixels, on the CPU or a CUDA device, and times it.
+"""Runs a planned pipeline on a batch of pixels, with the numpy or the torch engine, and times it.
 
-The only module (with the stages' ``apply``) that imports torch, and only when called.
+Engines: ``numpy`` (CPU, no torch import: a single ``poolcli pool photo.jpg`` starts as fast as
+a Pillow script) and ``torch`` (CPU or CUDA, and the semantic reference). ``choose_engine`` is
+the one place that decides; both give the same numbers (tests/test_engines.py).
 
 Values: a batch arrives in its native dtype (uint8, uint16, float32) with a ``scale`` such
 that ``data / scale`` is what the user reasons about ([0, 1] for images by default). Stages
@@ -12,12 +14,13 @@ alpha are premultiplied around averaging stages so transparent pixels leave no d
     >>> import numpy as np
     >>> from poolcli.pipeline import Pipeline
     >>> x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
-    >>> run_pipeline(Pipeline.from_specs(["maxpool:2,s=1"]), x).values().tolist()
+    >>> run_pipeline(Pipeline.from_specs(["maxpool:2,s=1"]), x, engine="numpy").values().tolist()
     [[[[4.0, 5.0], [7.0, 8.0]]]]
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,9 +31,21 @@ from .errors import DeviceError, UsageError
 from .pipeline import Pipeline, Plan
 
 NORMALIZE_MODES = ("auto", "clip", "minmax", "abs")
+ENGINES = ("auto", "numpy", "torch")
+
+
+# --------------------------------------------------------------------------- device and engine
+
+
+def nvidia_driver_present() -> bool:
+    """Whether an NVIDIA driver is loaded: without one torch cannot see CUDA, so ``--device
+    auto`` can pick the CPU without importing torch."""
+    return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl")
 
 
 def cuda_available() -> bool:
+    if not nvidia_driver_present():
+        return False
     import torch
 
     return torch.cuda.is_available()
@@ -44,17 +59,145 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if cuda_available() else "cpu"
     if device == "cuda" or device.startswith("cuda:"):
+        if not cuda_available():
+            raise DeviceError(f"--device {device}: torch sees no CUDA device", "use --device cpu or auto")
         import torch
 
-        if not torch.cuda.is_available():
-            raise DeviceError(f"--device {device}: torch sees no CUDA device", "use --device cpu or auto")
-        index = int(device.split(":", 1)[1]) if ":" in device else 0
-        if index >= torch.cuda.device_count():
+        index = device.split(":", 1)[1] if ":" in device else "0"
+        if not index.isdigit() or int(index) >= torch.cuda.device_count():
             raise DeviceError(
-                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)", "use --device cuda:0"
+                f"--device {device}: there are {torch.cuda.device_count()} CUDA device(s)", "use --device cuda:0"
             )
         return device
     raise UsageError(f"--device {device!r} is not a device", "use auto, cpu, cuda or cuda:N")
+
+
+def choose_engine(engine: str, device: str, pipeline: Pipeline) -> str:
+    """``auto``: numpy on the CPU when every stage has a numpy kernel, torch otherwise."""
+    from .numpy_engine import missing_kernels
+
+    engine = (engine or "auto").lower()
+    if engine not in ENGINES:
+        raise UsageError(f"--engine {engine!r}", f"use one of {', '.join(ENGINES)}")
+    missing = missing_kernels(pipeline.stages)
+    if engine == "numpy":
+        if device != "cpu":
+            raise UsageError(f"--engine numpy runs on the CPU, not {device}", "use --engine torch or --device cpu")
+        if missing:
+            raise UsageError(f"--engine numpy has no kernel for {', '.join(missing)}", "use --engine torch or auto")
+        return "numpy"
+    if engine == "torch" or device != "cpu" or missing:
+        return "torch"
+    return "numpy"
+
+
+# --------------------------------------------------------------------------- backends
+
+
+class TorchBackend:
+    """Array operations on torch tensors (CPU or CUDA)."""
+
+    name = "torch"
+
+    def __init__(self, device: str):
+        import torch
+
+        self.torch = torch
+        self.device = device
+
+    def upload(self, array: np.ndarray) -> Any:
+        """numpy → torch; 16-bit goes to int32 (torch has no uint16 pooling kernels)."""
+        if array.dtype == np.uint16:
+            array = array.astype(np.int32)
+        elif array.dtype not in (np.uint8, np.int32, np.float32):
+            array = array.astype(np.float32)
+        tensor = self.torch.from_numpy(array)
+        if self.device.startswith("cuda"):
+            tensor = tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor
+
+    def apply(self, stage: Any, x: Any, run: "Run") -> Any:
+        return stage.apply(x, run)
+
+    def is_float(self, x: Any) -> bool:
+        return x.is_floating_point()
+
+    def to_float(self, x: Any) -> Any:
+        return x if x.is_floating_point() else x.float()
+
+    def cat(self, parts: list[Any]) -> Any:
+        return self.torch.cat(parts, dim=1)
+
+    def where(self, condition: Any, a: Any, b: Any) -> Any:
+        return self.torch.where(condition, a, b)
+
+    def round(self, x: Any) -> Any:
+        return self.torch.round(x)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return x.detach().to("cpu").numpy()
+
+    def stretch(self, unit: Any) -> Any:
+        """Min–max per image (each N) to [0, 1]; a constant image becomes 0."""
+        flat = unit.reshape(unit.shape[0], -1)
+        shape = (-1,) + (1,) * (unit.dim() - 1)
+        low, high = flat.amin(1).view(shape), flat.amax(1).view(shape)
+        return (unit - low) / self.torch.where(high > low, high - low, self.torch.ones_like(high))
+
+    def synchronize(self) -> None:
+        if self.device.startswith("cuda"):
+            self.torch.cuda.synchronize()
+
+
+class NumpyBackend:
+    """The same operations on numpy arrays; stages run through numpy_engine's kernels."""
+
+    name = "numpy"
+    device = "cpu"
+
+    def upload(self, array: np.ndarray) -> np.ndarray:
+        if array.dtype not in (np.uint8, np.uint16, np.int32, np.float32):
+            array = array.astype(np.float32)
+        return array
+
+    def apply(self, stage: Any, x: np.ndarray, run: "Run") -> np.ndarray:
+        from .numpy_engine import apply
+
+        return apply(stage, x, run)
+
+    def is_float(self, x: np.ndarray) -> bool:
+        return x.dtype.kind == "f"
+
+    def to_float(self, x: np.ndarray) -> np.ndarray:
+        return x if x.dtype == np.float32 else x.astype(np.float32)
+
+    def cat(self, parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts, axis=1)
+
+    def where(self, condition: Any, a: Any, b: Any) -> np.ndarray:
+        return np.where(condition, a, b).astype(np.float32, copy=False)
+
+    def round(self, x: np.ndarray) -> np.ndarray:
+        return np.rint(x)
+
+    def to_numpy(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def stretch(self, unit: np.ndarray) -> np.ndarray:
+        """Min–max per image (each N) to [0, 1]; a constant image becomes 0."""
+        axes = tuple(range(1, unit.ndim))
+        low, high = unit.min(axis=axes, keepdims=True), unit.max(axis=axes, keepdims=True)
+        return ((unit - low) / np.where(high > low, high - low, 1)).astype(np.float32)
+
+    def synchronize(self) -> None:
+        pass
+
+
+def backend_for(engine: str, device: str) -> Any:
+    return NumpyBackend() if engine == "numpy" else TorchBackend(device)
+
+
+# --------------------------------------------------------------------------- running
 
 
 class Run:
@@ -75,8 +218,8 @@ class Run:
         self._indices[self.index] = (indices, input_size)
 
     def take_indices(self, stage: Any) -> tuple[Any, tuple[int, int]]:
-        pool_index = self.plan.unpool_pairs[self.index]
-        indices, input_size = self._indices.pop(pool_index)
+        """The paired maxpool's indices and this unpool's planned output size."""
+        indices, _ = self._indices.pop(self.plan.unpool_pairs[self.index])
         output_size = tuple(self.plan.stages[self.index].output_shape[-2:])
         return indices, output_size  # type: ignore[return-value]
 
@@ -87,7 +230,7 @@ class Run:
 
 @dataclass
 class RunResult:
-    """The pipeline's output tensor (torch, on its device) with its scale and timings."""
+    """The pipeline's output (a torch tensor or numpy array) with its scale and timings."""
 
     data: Any
     scale: float
@@ -95,20 +238,30 @@ class RunResult:
     seconds: list[float]
     device: str
     plan: Plan
+    backend: Any
     stage_outputs: list[Any] = field(default_factory=list)
+    batch_size: int = 1  # how many inputs shared this run (its seconds cover all of them)
+
+    @property
+    def engine(self) -> str:
+        return self.backend.name
 
     def values(self) -> np.ndarray:
         """The exact float output in the user's scale, as numpy (for .npy/.pt)."""
-        return _to_numpy(_values(self.data, self.scale))
+        return self.backend.to_numpy(_values(self.backend, self.data, self.scale))
+
+    def slice(self, index: int) -> "RunResult":
+        """The result for one image of a stacked batch (views, no copies)."""
+        part = slice(index, index + 1)
+        return RunResult(
+            self.data[part], self.scale, self.value_max, self.seconds, self.device, self.plan, self.backend,
+            [(data[part], scale) for data, scale in self.stage_outputs], len(self.data),
+        )
 
 
-def _values(data: Any, scale: float) -> Any:
-    data = data.float() if not data.is_floating_point() else data
+def _values(backend: Any, data: Any, scale: float) -> Any:
+    data = backend.to_float(data)
     return data / scale if scale != 1 else data
-
-
-def _to_numpy(tensor: Any) -> np.ndarray:
-    return tensor.detach().to("cpu").numpy()
 
 
 def run_pipeline(
@@ -119,6 +272,7 @@ def run_pipeline(
     raw_scale: bool = False,
     premultiply: bool = False,
     device: str = "cpu",
+    engine: str = "auto",
     seed: int = 0,
     plan: Plan | None = None,
     keep_stages: bool = False,
@@ -128,67 +282,57 @@ def run_pipeline(
     ``raw_scale`` keeps values in 0..maxval instead of [0, 1]; ``premultiply`` (images with
     alpha in the last channel) makes averaging stages work on premultiplied colour.
     """
-    import torch
-
     plan = plan or pipeline.plan(array.shape)
     device = resolve_device(device)
-    x = _upload(torch, array, device)
+    backend = backend_for(choose_engine(engine, device, pipeline), device)
+    x = backend.upload(array)
     scale = 1.0 if raw_scale else float(maxval)
     value_max = float(maxval) if raw_scale else 1.0
     run = Run(plan, seed, scale)
     seconds: list[float] = []
     outputs: list[Any] = []
-    synchronize = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for stage_plan in plan.stages:
         stage = stage_plan.stage
         run.index = stage_plan.index
         start = time.perf_counter()
-        x, run.scale = _prepare(torch, x, run.scale, stage.dtype_policy)
-        alpha = premultiply and stage.averaging and x.dim() == 4 and x.shape[1] in (2, 4)
+        x, run.scale = _prepare(backend, x, run.scale, stage.dtype_policy)
+        alpha = premultiply and stage.averaging and x.ndim == 4 and x.shape[1] in (2, 4)
         if alpha:
-            x = _premultiply(torch, x, run.scale)
-        y = stage.apply(x, run)
+            x = _premultiply(backend, x, run.scale)
+        y = backend.apply(stage, x, run)
         if alpha and y.shape[1] == x.shape[1]:
-            y = _unpremultiply(torch, y, run.scale)
-        synchronize()
+            y = _unpremultiply(backend, y, run.scale)
+        backend.synchronize()
         seconds.append(time.perf_counter() - start)
         x = y
         if keep_stages:
             outputs.append((x, run.scale))
-    return RunResult(x, run.scale, value_max, seconds, device, plan, outputs)
+    return RunResult(x, run.scale, value_max, seconds, device, plan, backend, outputs, len(array))
 
 
-def _upload(torch: Any, array: np.ndarray, device: str) -> Any:
-    """numpy → torch on ``device``; 16-bit goes to int32 (torch has no uint16 pooling kernels)."""
-    if array.dtype == np.uint16:
-        array = array.astype(np.int32)
-    elif array.dtype not in (np.uint8, np.int32, np.float32):
-        array = array.astype(np.float32)
-    tensor = torch.from_numpy(array)
-    if device.startswith("cuda"):
-        tensor = tensor.pin_memory().to(device, non_blocking=True)
-    return tensor
-
-
-def _prepare(torch: Any, x: Any, scale: float, policy: str) -> tuple[Any, float]:
+def _prepare(backend: Any, x: Any, scale: float, policy: str) -> tuple[Any, float]:
     if policy == "unit" and scale != 1:
-        return _values(x, scale), 1.0
-    if policy in ("float", "unit") and not x.is_floating_point():
-        return x.float(), scale
+        return _values(backend, x, scale), 1.0
+    if policy in ("float", "unit") and not backend.is_float(x):
+        return backend.to_float(x), scale
     return x, scale
 
 
-def _premultiply(torch: Any, x: Any, scale: float) -> Any:
-    x = x if x.is_floating_point() else x.float()
+def _premultiply(backend: Any, x: Any, scale: float) -> Any:
+    x = backend.to_float(x)
     alpha = x[:, -1:]
-    return torch.cat([x[:, :-1] * (alpha / scale), alpha], dim=1)
+    return backend.cat([x[:, :-1] * (alpha / scale), alpha])
 
 
-def _unpremultiply(torch: Any, y: Any, scale: float) -> Any:
+def _unpremultiply(backend: Any, y: Any, scale: float) -> Any:
     alpha = y[:, -1:]
-    safe = torch.where(alpha > 0, alpha / scale, torch.ones_like(alpha))
-    colour = torch.where(alpha > 0, y[:, :-1] / safe, torch.zeros_like(y[:, :-1]))
-    return torch.cat([colour, alpha], dim=1)
+    opaque = alpha > 0
+    safe = backend.where(opaque, alpha / scale, alpha * 0 + 1)
+    colour = backend.where(opaque, y[:, :-1] / safe, y[:, :-1] * 0)
+    return backend.cat([colour, alpha])
+
+
+# --------------------------------------------------------------------------- quantizing
 
 
 @dataclass
@@ -196,45 +340,41 @@ class Quantized:
     """An image-ready integer array and how its values were brought into range."""
 
     array: np.ndarray
-    normalize: str  # e.g. "none", "clip", "minmax", "auto → minmax"
+    normalize: str  # "none", "clip", "minmax", "abs" or "auto → minmax"
 
 
-def quantize(data: Any, scale: float, value_max: float, bit_depth: int, normalize: str = "auto") -> Quantized:
-    """Bring a stage output into the image's range and round it to ``bit_depth`` integers.
+def quantize(
+    result: RunResult, bit_depth: int, normalize: str = "auto", stage: tuple[Any, float] | None = None
+) -> Quantized:
+    """Bring the output (or a ``stage`` output, (data, scale)) into the image's range and round
+    it to ``bit_depth`` integers.
 
     ``auto`` keeps values already in range and stretches others min–max per image; ``clip``
     clips; ``minmax`` always stretches; ``abs`` takes magnitudes then clips (edge maps).
     Integer outputs of range-preserving stages (max pooling of uint8) are written as they are.
-    Rounding is half to even, as torch.round and numpy.rint.
+    Rounding is half to even, as torch.round and numpy.rint, so both engines agree.
     """
-    import torch
-
     if normalize not in NORMALIZE_MODES:
         raise UsageError(f"--normalize {normalize!r}", f"use one of {', '.join(NORMALIZE_MODES)}")
+    backend = result.backend
+    data, scale = stage if stage is not None else (result.data, result.scale)
     out_max = 255 if bit_depth <= 8 else 65535
     dtype = np.uint8 if bit_depth <= 8 else np.uint16
-    if not data.is_floating_point() and scale * value_max == out_max and normalize in ("auto", "clip"):
-        return Quantized(_to_numpy(data.clamp(0, out_max)).astype(dtype, copy=False), "none")
-    unit = _values(data, scale) / value_max
+    if not backend.is_float(data) and scale * result.value_max == out_max and normalize in ("auto", "clip"):
+        array = backend.to_numpy(data)
+        if array.dtype != dtype:
+            array = np.clip(array, 0, out_max).astype(dtype)
+        return Quantized(array, "none")
+    unit = _values(backend, data, scale) / result.value_max
     applied = normalize
     if normalize == "auto":
         low, high = float(unit.min()), float(unit.max())
         applied = "none" if low >= 0 and high <= 1 else "auto → minmax"
         if applied != "none":
-            unit = _minmax(torch, unit)
+            unit = backend.stretch(unit)
     elif normalize == "minmax":
-        unit = _minmax(torch, unit)
+        unit = backend.stretch(unit)
     elif normalize == "abs":
-        unit = unit.abs()
-    result = torch.round(unit.clamp(0, 1) * out_max)
-    return Quantized(_to_numpy(result).astype(dtype), applied)
-
-
-def _minmax(torch: Any, unit: Any) -> Any:
-    """Per image (each N), stretch to [0, 1]; a constant image becomes 0."""
-    flat = unit.reshape(unit.shape[0], -1)
-    low = flat.min(dim=1).values.view(-1, *([1] * (unit.dim() - 1)))
-    high = flat.max(dim=1).values.view(-1, *([1] * (unit.dim() - 1)))
-    span = torch.where(high > low, high - low, torch.ones_like(high))
-    return (unit - low) / span
-
+        unit = abs(unit)
+    scaled = backend.round(unit.clip(0, 1) * out_max)
+    return Quantized(backend.to_numpy(scaled).astype(dtype), applied)

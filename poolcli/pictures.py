@@ -28,9 +28,9 @@ def _stage_arrays(image: Any, result: Any, normalize: str) -> list[tuple[str, np
     panels = [(f"input {'×'.join(map(str, image.array.shape))}", _to_rgb(_input_uint8(image)))]
     for stage_plan, (data, scale) in zip(result.plan.stages, result.stage_outputs):
         label = f"{stage_plan.index} {stage_plan.stage.label()} {'×'.join(map(str, stage_plan.output_shape))}"
-        if data.dim() != 4:
+        if data.ndim != 4:
             continue
-        quantized = quantize(data, scale, result.value_max, 8, normalize).array
+        quantized = quantize(result, 8, normalize, stage=(data, scale)).array
         panels.append((label, _to_rgb(quantized)))
     return panels
 

@@ -1,0 +1,169 @@
+"""Batches: discovery, mirrored outputs, failures, resume, pipes and signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SAMPLES
+from poolcli.batch import InputItem, ProcessOptions, expand_inputs, output_path
+
+
+@pytest.fixture
+def tree(tmp_path) -> Path:
+    """photos/a.png, photos/sub/b.jpg, photos/sub/deeper/c.png, a bad file and a hidden one."""
+    root = tmp_path / "photos"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    shutil.copy(SAMPLES / "coffee.png", root / "a.png")
+    shutil.copy(SAMPLES / "photo.jpg", root / "sub" / "b.jpg")
+    shutil.copy(SAMPLES / "gray.png", root / "sub" / "deeper" / "c.png")
+    (root / "sub" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (root / ".hidden.png").write_bytes(b"")
+    return root
+
+
+def test_expand_inputs_walks_and_skips_hidden(tree):
+    flat = [Path(i.path).name for i in expand_inputs([str(tree)])]
+    assert flat == ["a.png"]
+    deep = sorted(Path(i.path).relative_to(tree).as_posix() for i in expand_inputs([str(tree)], recursive=True))
+    assert deep == ["a.png", "sub/b.jpg", "sub/broken.png", "sub/deeper/c.png"]
+
+
+def test_symlink_loop_is_safe(tmp_path):
+    root = tmp_path / "loop"
+    root.mkdir()
+    shutil.copy(SAMPLES / "gray.png", root / "g.png")
+    os.symlink(root, root / "again")
+    assert [Path(i.path).name for i in expand_inputs([str(root)], recursive=True)] == ["g.png"]
+
+
+def test_output_paths_mirror_and_never_escape(tmp_path):
+    options = ProcessOptions(output=str(tmp_path / "out"), format="png")
+    item = InputItem(str(tmp_path / "in" / "x" / "a.jpg"), str(tmp_path / "in"))
+    assert output_path(item, options, True) == str(tmp_path / "out" / "x" / "a.png")
+    sneaky = InputItem("../../etc/passwd.png")
+    assert output_path(sneaky, options, True) == str(tmp_path / "out" / "passwd.png")
+    single = ProcessOptions(suffix="_pooled")
+    assert output_path(InputItem("dir/photo.jpg"), single, False) == "dir/photo_pooled.jpg"
+
+
+def test_nested_folder_batch(invoke, tree, tmp_path):
+    out = tmp_path / "small"
+    result = invoke("pool", str(tree), "-r", "-o", str(out), "-k", "2", "--json")
+    assert result.exit_code == 1
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 4
+    statuses = {Path(r["input"]).name: r["status"] for r in records}
+    assert statuses == {"a.png": "ok", "b.jpg": "ok", "broken.png": "error", "c.png": "ok"}
+    assert (out / "a.png").exists() and (out / "sub" / "b.jpg").exists() and (out / "sub" / "deeper" / "c.png").exists()
+    assert "broken.png" in result.stderr and result.stderr.count("poolcli: error:") == 1
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    with Image.open(out / "a.png") as small, Image.open(tree / "a.png") as big:
+        assert small.size == (big.width // 2, big.height // 2)
+
+
+def test_skip_existing_and_fail_fast(invoke, tree, tmp_path):
+    out = tmp_path / "small"
+    invoke("pool", str(tree), "-r", "-o", str(out), "-k", "2", "-q")
+    result = invoke("pool", str(tree), "-r", "-o", str(out), "-k", "2", "--json", "--skip-existing")
+    statuses = [json.loads(line)["status"] for line in result.stdout.splitlines()]
+    assert statuses.count("skipped") == 3
+    result = invoke("pool", str(tree), "-r", "-o", str(tmp_path / "ff"), "-k", "2", "--json", "--fail-fast", "--workers", "1", "--batch-size", "1")
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records[-1]["status"] == "error" and len(records) < 4 and result.exit_code == 1
+
+
+def test_files_from_stdin(invoke, tree, tmp_path):
+    listing = "\n".join([str(tree / "a.png"), str(tree / "sub" / "b.jpg")]) + "\n"
+    out = tmp_path / "listed"
+    result = invoke("pool", "--files-from", "-", "-o", str(out), "-k", "2", "-q", input=listing)
+    assert result.exit_code == 0, result.stderr
+    assert (out / "a.png").exists() and (out / "sub" / "b.jpg").exists()
+
+
+def test_batched_equals_one_by_one(invoke, tmp_path):
+    folder = tmp_path / "same"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    invoke("pool", str(folder), "-o", str(tmp_path / "b"), "-m", "avg", "-k", "2", "-q", "--batch-size", "4")
+    invoke("pool", str(folder), "-o", str(tmp_path / "s"), "-m", "avg", "-k", "2", "-q", "--batch-size", "1")
+    for i in range(5):
+        a = np.asarray(Image.open(tmp_path / "b" / f"{i}.png"))
+        b = np.asarray(Image.open(tmp_path / "s" / f"{i}.png"))
+        assert np.array_equal(a, b)
+
+
+def poolcli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "poolcli", *args]
+
+
+def test_three_processes_chained_equal_one_run(tmp_path):
+    source = (SAMPLES / "coffee.png").read_bytes()
+    first = subprocess.Popen(poolcli("pool", "-", "-k", "2", "-o", "-", "-q"), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    second = subprocess.Popen(poolcli("run", "-", "-S", "avgpool:2", "-o", "-", "-q"), stdin=first.stdout, stdout=subprocess.PIPE)
+    third = subprocess.Popen(poolcli("run", "-", "-S", "minpool:2", "-o", "-", "-q"), stdin=second.stdout, stdout=subprocess.PIPE)
+    first.stdin.write(source)
+    first.stdin.close()
+    chained, _ = third.communicate(timeout=180)
+    assert third.returncode == 0 and chained.startswith(b"\x89PNG")
+    one = tmp_path / "one.png"
+    proc = subprocess.run(
+        poolcli("run", str(SAMPLES / "coffee.png"), "-S", "maxpool:2", "-S", "avgpool:2", "-S", "minpool:2", "-o", str(one), "-q"),
+        capture_output=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    import io
+
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(chained))), np.asarray(Image.open(one)))
+
+
+def test_stdout_holds_only_image_bytes(tmp_path):
+    proc = subprocess.run(
+        poolcli("pool", str(SAMPLES / "coffee.png"), "-k", "2", "-o", "-", "--format", "png"),
+        capture_output=True, timeout=120,
+    )
+    assert proc.returncode == 0
+    Image.open(__import__("io").BytesIO(proc.stdout)).load()
+    assert b"H_out" in proc.stderr
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_mid_batch(tmp_path, sig, status):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    picture = Image.fromarray(rng.integers(0, 256, (600, 800, 3), dtype=np.uint8))
+    for i in range(300):
+        picture.save(folder / f"{i:03d}.png", compress_level=1)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        poolcli("pool", str(folder), "-o", str(out), "-m", "avg", "-k", "2", "--workers", "2"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out.exists() or len(list(out.glob("*.png"))) < 3):
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == status, stderr.decode()
+    assert b"interrupted" in stderr
+    assert b"summary" in stdout
+    written = list(out.glob("*.png"))
+    assert 0 < len(written) < 300
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    for path in written:
+        with Image.open(path) as image:
+            image.load()
+            assert image.size == (400, 300)
