@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import math
+import warnings
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable, ClassVar
 
@@ -36,9 +37,20 @@ def _parse_text(value: Any) -> Any:
     text = value.strip()
     if "x" in text and all(part.strip().lstrip("-").isdigit() for part in text.split("x")):
         return tuple(int(part) for part in text.split("x"))
+    return _literal_or_text(text)
+
+
+def _literal_or_text(text: str) -> Any:
+    """``ast.literal_eval`` (never eval) or the text itself where it is no Python literal.
+
+    literal_eval raises more than ValueError/SyntaxError on hostile text: TypeError for
+    ``{[1]: 2}``, MemoryError/RecursionError for deep nesting; all of them mean "not a literal".
+    """
     try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+        with warnings.catch_warnings():  # "invalid decimal literal" & co. must not reach stderr
+            warnings.simplefilter("ignore", SyntaxWarning)
+            return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return text
 
 
@@ -156,10 +168,9 @@ def to_matrix(value: Any) -> tuple:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
-            try:
-                value = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                raise ValueError("a matrix like 0 1; 2 3 or [[0,1],[2,3]]") from None
+            value = _literal_or_text(text)
+            if isinstance(value, str):
+                raise ValueError("a matrix like 0 1; 2 3 or [[0,1],[2,3]]")
         else:
             rows = [row.replace(",", " ").split() for row in text.split(";")]
             try:
@@ -200,7 +211,9 @@ def _check_rectangular(value: Any) -> None:
 
 
 def _shape_of(value: Any) -> tuple:
-    return (len(value), *_shape_of(value[0])) if isinstance(value, tuple) else ()
+    if not isinstance(value, tuple):
+        return ()
+    return (len(value), *_shape_of(value[0])) if value else (0,)
 
 
 def matrix_shape(value: tuple) -> tuple[int, ...]:
@@ -281,11 +294,13 @@ class Stage:
     args: ClassVar[tuple[str, ...]] = ()  # positional order, as in torch's constructor
     compact_args: ClassVar[tuple[str, ...] | None] = None  # bare values in a compact spec (default: args)
     torch_presets: ClassVar[dict[str, dict[str, Any]]] = {}  # values implied by a torch class name
+    torch_args: ClassVar[dict[str, tuple[str, ...]]] = {}  # positional order where a torch class differs
     converters: ClassVar[dict[str, Callable[[Any], Any]]] = {}
     ignored: ClassVar[tuple[str, ...]] = ()  # torch arguments that change nothing here
     averaging: ClassVar[bool] = False  # works on premultiplied colour for images with alpha
     dtype_policy: ClassVar[str] = "float"  # "native": integer dtype ok; "float": scaled floats; "unit": values in [0,1]
     local: ClassVar[bool] = True  # output pixels depend on a bounded input window
+    label_defaults: ClassVar[dict[str, Any]] = {}  # values the label leaves out besides the defaults
 
     @classmethod
     def create(cls, values: dict[str, Any]) -> "Stage":
@@ -332,7 +347,7 @@ class Stage:
         parts = []
         for f in fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
-            if value == f.default or value is None:
+            if value == f.default or value is None or value == self.label_defaults.get(f.name, f.default):
                 continue
             if f.name == "stride" and value == getattr(self, "kernel_size", None):
                 continue
@@ -367,7 +382,8 @@ def _compact(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    return value if isinstance(value, str) else repr(value)
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:50] + "…"
 
 
 def _jsonable(value: Any) -> Any:
@@ -449,13 +465,23 @@ class MaxPool(Stage):
     def apply(self, x, run):
         import torch.nn.functional as F
 
+        source = _pool_source(x)
         if run.wants_indices(self):
             y, indices = F.max_pool2d(
-                x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, True
+                source, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, True
             )
             run.store_indices(self, indices, tuple(x.shape[-2:]))
-            return y
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+            return y.to(x.dtype)
+        y = F.max_pool2d(source, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+        return y.to(x.dtype)
+
+
+def _pool_source(x):
+    """``x`` itself where torch has an integer max_pool2d (the CPU), else float32: CUDA's kernel is
+    floating-point only, and float32 holds every 8- and 16-bit value exactly."""
+    if x.is_floating_point() or x.device.type == "cpu":
+        return x
+    return x.float()
 
 
 @dataclass(frozen=True)
@@ -476,7 +502,7 @@ class MinPool(MaxPool):
         if x.is_floating_point():
             flipped = -x
         else:
-            flipped = -x.int()  # exact for uint8 and the int32 that holds 16-bit images
+            flipped = -_pool_source(x.int())  # exact for uint8 and the int32 that holds 16-bit images
         y = F.max_pool2d(flipped, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
         return (-y).to(x.dtype)
 
@@ -547,6 +573,8 @@ class LPPool(Stage):
         "ceil_mode": to_bool,
     }
     averaging: ClassVar[bool] = True
+    # Σ x^p overflows float32 on raw values (255^16, 65535^8): work on [0, 1] values.
+    dtype_policy: ClassVar[str] = "unit"
 
     def __post_init__(self) -> None:
         if self.stride is None:
@@ -596,8 +624,10 @@ class MedianPool(Stage):
         wo = ar.pool_output_size(w, kw, sw, 0, dw, self.ceil_mode).size
         span_h = (ho - 1) * sh + (kh - 1) * dh + 1
         span_w = (wo - 1) * sw + (kw - 1) * dw + 1
-        values = x.to(torch.float64) if not x.is_floating_point() else x.double()
-        padded = torch.full((n, c, max(span_h, h), max(span_w, w)), float("nan"), dtype=torch.float64, device=x.device)
+        # float32 holds every 8- and 16-bit value exactly; only float64 input needs float64
+        dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        values = x.to(dtype)
+        padded = torch.full((n, c, max(span_h, h), max(span_w, w)), float("nan"), dtype=dtype, device=x.device)
         padded[:, :, :h, :w] = values
         windows = padded.unfold(2, (kh - 1) * dh + 1, sh).unfold(3, (kw - 1) * dw + 1, sw)
         windows = windows[..., ::dh, ::dw][:, :, :ho, :wo].reshape(n, c, ho, wo, kh * kw)
@@ -640,6 +670,8 @@ class AdaptiveMaxPool(Stage):
     def apply(self, x, run):
         import torch.nn.functional as F
 
+        if not x.is_floating_point():  # no integer kernel in torch; float32 holds 16-bit exactly
+            return F.adaptive_max_pool2d(x.float(), self._size(x)).to(x.dtype)
         return F.adaptive_max_pool2d(x, self._size(x))
 
 
@@ -756,7 +788,11 @@ def _ratio_pair(value: Any) -> tuple[float, float]:
     value = _parse_text(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = (value, value)
-    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+    if not (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
         raise ValueError("a ratio in (0, 1) or a pair of them")
     ratios = tuple(float(v) for v in value)
     if not all(0 < r < 1 for r in ratios):
@@ -788,6 +824,16 @@ class MaxUnpool(Stage):
     }
     dtype_policy: ClassVar[str] = "native"
     local: ClassVar[bool] = False
+    label_defaults: ClassVar[dict[str, Any]] = {"padding": (0, 0)}
+
+    def __post_init__(self) -> None:
+        # nn.MaxUnpool2d(k): stride = k and padding = 0, as in torch; a bare maxunpool (no
+        # kernel_size) takes all three from the maxpool it pairs with.
+        if self.kernel_size is not None:
+            if self.stride is None:
+                object.__setattr__(self, "stride", self.kernel_size)
+            if self.padding is None:
+                object.__setattr__(self, "padding", (0, 0))
 
     def infer(self, shape: Shape, ctx: PlanContext) -> Inference:
         n, c, h, w = _require_spatial(self, shape)
@@ -828,10 +874,24 @@ class MaxUnpool(Stage):
         return Inference(out, formulas, windows, 0, math.prod(shape), pairs_with=pool_index)
 
     def apply(self, x, run):
-        import torch.nn.functional as F
+        # F.max_unpool2d's own kernel has no integer (uint8) version and checks output_size
+        # against its kernel/stride, which the plan has already done with the real geometry.
+        # Its semantics are a scatter of each value to its flat index in the output plane.
+        from .errors import PoolcliError
 
         indices, size = run.take_indices(self)
-        return F.max_unpool2d(x, indices, (1, 1), output_size=size)
+        n, c = x.shape[0], x.shape[1]
+        area = size[0] * size[1]
+        flat = indices.reshape(n, c, -1)
+        if flat.numel() and int(flat.max()) >= area:
+            raise PoolcliError(
+                f"{self.label()}: a maxpool index ({int(flat.max())}) lies outside the "
+                f"{size[0]}×{size[1]} output",
+                "leave output_size out: it defaults to the paired maxpool's input size",
+            )
+        out = x.new_zeros((n, c, area))
+        out.scatter_(2, flat, x.reshape(n, c, -1))
+        return out.reshape(n, c, size[0], size[1])
 
 
 def pool_output_shape(pool: MaxPool, shape: Shape) -> Shape:
@@ -856,6 +916,10 @@ class Pad(Stage):
         "padding": to_padding4,
         "mode": to_choice("constant", "reflect", "replicate", "circular"),
         "value": to_float,
+    }
+    torch_args: ClassVar[dict[str, tuple[str, ...]]] = {
+        "ZeroPad2d": ("padding",), "ReflectionPad2d": ("padding",), "ReplicationPad2d": ("padding",),
+        "CircularPad2d": ("padding",),
     }
     torch_presets: ClassVar[dict[str, dict[str, Any]]] = {
         "ReflectionPad2d": {"mode": "reflect"},
@@ -889,8 +953,12 @@ class Pad(Stage):
 
         if self.mode == "constant":
             fill = self.value * run.scale
-            if not x.is_floating_point() and fill != int(fill):
-                x = x.float()
+            if not x.is_floating_point():
+                import torch
+
+                limits = torch.iinfo(x.dtype)
+                if fill != int(fill) or not limits.min <= fill <= limits.max:  # 0.5, −1 or 2 on uint8
+                    x = x.float()
             return F.pad(x, self.padding, mode="constant", value=fill)
         source = x if x.is_floating_point() else x.float()
         return F.pad(source, self.padding, mode=self.mode).to(x.dtype)
@@ -1149,6 +1217,22 @@ class Conv(Stage):
         if self.filter is not None and self.filter not in ("box", "gaussian"):
             if self.kernel_size is not None or self.sigma is not None:
                 raise SpecError(f"conv: filter {self.filter!r} has a fixed size", "k= and sigma= apply to box and gaussian")
+        if self.filter in ("box", "gaussian") and self.kernel_size is not None and self.kernel_size[0] != self.kernel_size[1]:
+            raise SpecError(
+                f"conv: filter {self.filter!r} with kernel_size={_compact(self.kernel_size)}", "box and gaussian are square: give one size, like k=5"
+            )
+        if self.sigma is not None and self.filter != "gaussian":
+            raise SpecError(f"conv: sigma={self.sigma:g} without filter=gaussian", "sigma applies to the gaussian filter only")
+        if not random and (self.weight is not None or self.weight_file is not None):
+            if self.kernel_size is not None:
+                raise SpecError(
+                    f"conv: kernel_size={_compact(self.kernel_size)} with a weight", "the weight's own shape sets the size"
+                )
+        if not random and self.groups != 1:
+            raise SpecError(
+                f"conv: groups={self.groups} without nn.Conv2d's channels",
+                "groups follow from the weight: use channels=depthwise or a 4-D weight",
+            )
         if self.padding == "same" and self.stride != (1, 1):
             raise SpecError("conv: padding=same needs stride 1", "torch does not support same padding for strided convolutions")
         object.__setattr__(self, "_kernel", self._load_kernel())
@@ -1162,7 +1246,12 @@ class Conv(Stage):
             k = self.kernel_size[0] if self.kernel_size else None
             return to_matrix(named_filter(self.filter, k, self.sigma))
         if self.weight_file is not None:
-            return to_matrix(read_weight_file(self.weight_file))
+            try:
+                return to_matrix(read_weight_file(self.weight_file))
+            except ValueError as exc:
+                raise SpecError(
+                    f"conv: weight_file={self.weight_file} is not a usable kernel", f"expected {exc}"
+                ) from None
         return None
 
     @property
@@ -1224,9 +1313,25 @@ class Conv(Stage):
             raise PlanError(
                 f"{self.label()}: a weight with I={i} input channels does not divide C={c}", "use I = C"
             )
+        if kernel_shape is not None and len(kernel_shape) == 4 and o % groups:
+            raise PlanError(
+                f"{self.label()}: a {ar.format_shape(kernel_shape)} weight on C={c} runs as {groups} groups, "
+                f"and O={o} is not divisible by {groups}",
+                "torch requires out_channels divisible by groups: use I = C or O a multiple of C/I",
+            )
         left, right, top, bottom = self.padding_lrtb()
         if self.padding_mode == "reflect" and (max(top, bottom) >= h or max(left, right) >= w):
-            raise PlanError(f"{self.label()} on {h}×{w}: reflect padding must be smaller than the input", "")
+            raise PlanError(
+                f"{self.label()} on {h}×{w}: reflect padding ({top},{bottom} × {left},{right}) must be "
+                "smaller than the input",
+                "use padding_mode=replicate, or less padding",
+            )
+        if self.padding_mode == "circular" and (max(top, bottom) > h or max(left, right) > w):
+            raise PlanError(
+                f"{self.label()} on {h}×{w}: circular padding ({top},{bottom} × {left},{right}) can wrap "
+                "at most once",
+                "use less padding than the input size",
+            )
         rh = ar.conv_output_size(h, kh, self.stride[0], top, bottom, self.dilation[0])
         rw = ar.conv_output_size(w, kw, self.stride[1], left, right, self.dilation[1])
         _check_positive(self, "H", h, rh)
@@ -1246,6 +1351,8 @@ class Conv(Stage):
         if self.kernel is None:
             fan_in = shape[1] * shape[2] * shape[3]
             weight, bias = random_uniform_weights(seed, shape, fan_in, self.bias is True)
+            if not isinstance(self.bias, bool) and self.bias != 0:  # a given constant bias
+                bias = np.full(shape[0], float(self.bias), dtype=np.float32)
             return weight, bias, groups
         kernel = np.asarray(self.kernel, dtype=np.float32)
         if kernel.ndim == 2:
@@ -1257,7 +1364,7 @@ class Conv(Stage):
         bias = None
         if self.bias not in (0, 0.0, False):
             bias = np.full(shape[0], float(self.bias), dtype=np.float32)
-        return np.ascontiguousarray(weight), bias, groups
+        return np.array(weight, dtype=np.float32, order="C"), bias, groups  # a writable copy for torch
 
     def apply(self, x, run):
         import torch
@@ -1302,8 +1409,9 @@ def read_weight_file(path: str) -> Any:
         if path.lower().endswith(".npy"):
             return np.load(path, allow_pickle=False)
         return np.loadtxt(path, delimiter="," if path.lower().endswith(".csv") else None, ndmin=2)
-    except (OSError, ValueError) as exc:
-        raise SpecError(f"conv: weight_file={path}: {exc}", "give a .npy or .csv matrix") from None
+    except (OSError, ValueError, EOFError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise SpecError(f"conv: weight_file={path}: {reason}", "give a .npy or .csv matrix") from None
 
 
 STAGE_CLASSES: tuple[type[Stage], ...] = (

@@ -1,0 +1,85 @@
+"""Benchmark poolcli against libvips, ImageMagick, Pillow and torch scripts, in one session.
+
+    .venv/bin/python benchmarks/run.py                      # everything (make bench)
+    .venv/bin/python benchmarks/run.py --quick              # smoke check: 20 images, 1 run
+    .venv/bin/python benchmarks/run.py --suite single,batch --count 2000
+
+Targets are measured, never asserted: the tables print times, throughput, peak memory and the
+ratio of every row to poolcli. Tables go to stdout and, as Markdown, to benchmarks/results.md
+(--quick: benchmarks/out/results-quick.md, so a smoke check never replaces the real results);
+progress goes to stderr. See benchmarks/README.md for what each suite measures and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import machine
+from suites import SUITES, Settings
+
+HERE = Path(__file__).resolve().parent
+
+
+def _names(text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list, each name checked against ``allowed``."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    return names
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small counts for a smoke check (1 run, 20 images)")
+    parser.add_argument("--suite", type=lambda t: _names(t, tuple(SUITES)), default=tuple(SUITES),
+                        help=f"comma-separated, from {','.join(SUITES)} (default: all)")
+    parser.add_argument("--tasks", type=lambda t: _names(t, ("avg", "max")), default=("avg", "max"),
+                        help="pooling tasks for single, batch and gpu (default: avg,max)")
+    parser.add_argument("--runs", type=int, help="timed runs per command (default 3, --quick 1)")
+    parser.add_argument("--count", type=int, help="1080p images in the batch suite (default 200, --quick 20;"
+                        " issue 6's target is 2000)")
+    parser.add_argument("--output", type=Path, help="Markdown results file")
+    args = parser.parse_args(argv)
+    args.runs = args.runs or (1 if args.quick else 3)
+    args.count = args.count or (20 if args.quick else 200)
+    args.output = args.output or (HERE / "out" / "results-quick.md" if args.quick else HERE / "results.md")
+    return args
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def header(args: argparse.Namespace) -> str:
+    command = shlex.join(["benchmarks/run.py", *sys.argv[1:]])
+    lines = [f"{line}  " for line in machine.describe()]  # two spaces: a Markdown line break
+    return "\n".join([
+        "## poolcli benchmark", "",
+        f"`{command}` on {time.strftime('%Y-%m-%d %H:%M')}: suites {', '.join(args.suite)};"
+        f" {args.runs} timed run(s) per command after one warm-up run.", "",
+        *lines, "",
+    ])
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    settings = Settings(args.runs, args.count, args.tasks, log)
+    document = [header(args)]
+    print(document[0], flush=True)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    for name in args.suite:
+        log(f"suite {name}")
+        for table in SUITES[name](settings):
+            document.append(table.markdown())
+            print(document[-1], flush=True)
+        args.output.write_text("\n".join(document))  # after every suite, so an interrupted run keeps its tables
+    log(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""The suites: each returns its tables. Peers and poolcli run in the same session, one after
+another, on the same inputs, so their ratios compare like with like on this machine."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import inprocess
+import make_inputs
+from measure import Command, CommandFailed, empty_dir, measure, run_once
+from peers import POOLCLI, Peer, device_peers, file_peers, folder_peers, poolcli_argv, poolcli_peers
+from pixels import Difference, compare, image_size, output_problem
+from tables import Row, Table, timing_table
+
+OUT = Path(__file__).resolve().parent / "out"  # git-ignored
+
+
+@dataclass(frozen=True)
+class Settings:
+    runs: int
+    count: int
+    tasks: tuple[str, ...]  # pooling tasks to time: "avg", "max"
+    log: Callable[[str], None]
+
+
+def _slug(*words: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", " ".join(words).lower()).strip("-")
+
+
+def _half(size: tuple[int, int]) -> tuple[int, int]:
+    return size[0] // 2, size[1] // 2
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a suite hands every peer: the input (file or folder), where outputs go, how many
+    images that is, and the output size every peer must produce."""
+
+    src: Path
+    out: Path
+    images: int
+    size: tuple[int, int]
+
+    @property
+    def folder(self) -> bool:
+        return self.src.is_dir()
+
+
+def _time_peer(peer: Peer, task: str, job: Job, settings: Settings) -> Row:
+    dst = job.out / _slug(peer.label, task)
+    if not job.folder:
+        dst = dst.with_suffix(".jpg")
+    command = Command(peer.label, task, peer.argv(task, job.src, dst), dst if job.folder else None)
+    try:
+        timing = measure(command, settings.runs)
+    except CommandFailed as exc:
+        settings.log(f"  {peer.label} {task}: FAILED {exc}")
+        return Row(peer.label, task, None, job.images, f"failed: {exc}", peer.baseline)
+    settings.log(f"  {peer.label} {task}: {timing.median_s:.3f} s")
+    return Row(peer.label, task, timing, job.images, output_problem(dst, job.images, job.size), peer.baseline)
+
+
+def time_peers(peers: list[Peer], tasks: tuple[str, ...], job: Job, settings: Settings) -> list[Row]:
+    """Every available peer on every task it can do, grouped by task; one row per missing peer."""
+    empty_dir(job.out)
+    available = [p for p in peers if p.missing() is None]
+    rows = [_time_peer(p, task, job, settings) for task in tasks for p in available if task in p.tasks]
+    rows += [Row(p.label, "–", None, 0, f"skipped: {p.missing()}") for p in peers if p.missing()]
+    return rows
+
+
+# ------------------------------------------------------------------------------------ pixel check
+
+
+def _difference_cells(difference: Difference | str) -> list[str]:
+    if isinstance(difference, str):
+        return ["–", "–", "–", f"DIFFERENT: {difference}"]
+    d = difference
+    return [str(d.max_abs), f"{d.mean_abs:.3f}", f"{d.share_differing:.2%}", d.verdict()]
+
+
+def pixel_check(peers: list[Peer], src: Path, tasks: tuple[str, ...], settings: Settings) -> Table:
+    """Each peer once more with a PNG output, compared with poolcli's PNG (see pixels.py)."""
+    out = OUT / "check"
+    empty_dir(out)
+    table = Table(f"pixel check: PNG outputs from {src.name}, compared with poolcli's",
+                  ["tool", "task", "max abs Δ", "mean abs Δ", "samples differing", "verdict"],
+                  notes=["Lossless outputs, so differences are the pooling (and each tool's JPEG decoder)."
+                         " poolcli rounds averages half to even (torch.round); the others round half up."])
+    for task in tasks:
+        reference = out / f"poolcli-{task}.png"
+        try:
+            run_once(poolcli_argv(task, src, reference))
+        except CommandFailed as exc:
+            table.notes.append(f"{task}: poolcli failed, nothing to compare with: {exc}")
+            continue
+        for peer in peers:
+            if peer.baseline or task not in peer.tasks or peer.missing():
+                continue
+            candidate = out / f"{_slug(peer.label, task)}.png"
+            try:
+                run_once(peer.argv(task, src, candidate))
+            except CommandFailed as exc:
+                table.rows.append([peer.label, task, "–", "–", "–", f"failed: {exc}"])
+                continue
+            table.rows.append([peer.label, task] + _difference_cells(compare(reference, candidate)))
+    return table
+
+
+# ------------------------------------------------------------------------------------ suites
+
+
+def single(settings: Settings) -> list[Table]:
+    """One 12 MP JPEG → 2000×1500 JPEG: what `poolcli pool photo.jpg` costs against one command
+    of each peer (start-up included: that is what a user waits for)."""
+    photo = make_inputs.ensure_photo(settings.log)
+    job = Job(photo, OUT / "single", 1, _half(image_size(photo)))
+    peers = file_peers() + poolcli_peers()
+    rows = time_peers(peers, settings.tasks + ("floor",), job, settings)
+    title = f"single: one 12 MP JPEG ({photo.name}, 4000×3000) → 2000×1500 JPEG, median of {settings.runs}"
+    return [timing_table(title, rows), pixel_check(peers, photo, settings.tasks, settings)]
+
+
+def batch(settings: Settings) -> list[Table]:
+    """A folder of 1080p JPEGs: throughput with one process (poolcli, mogrify, the scripts) or
+    one process per image (the shell loops)."""
+    folder = make_inputs.ensure_batch(settings.count, settings.log)
+    first = next(iter(sorted(folder.glob("*.jpg"))))
+    job = Job(folder, OUT / "batch", settings.count, _half(image_size(first)))
+    rows = time_peers(folder_peers() + poolcli_peers(), settings.tasks + ("floor",), job, settings)
+    title = f"batch: {settings.count} 1080p JPEGs ({folder.name}/) → 960×540 JPEGs, median of {settings.runs}"
+    return [timing_table(title, rows, ["peak MB is the largest single process (xargs runs several at once)"])]
+
+
+def huge(settings: Settings) -> list[Table]:
+    """One ~100 MP JPEG: wall time and, above all, peak memory."""
+    path = make_inputs.ensure_huge(settings.log)
+    size = image_size(path)
+    job = Job(path, OUT / "huge", 1, _half(size))
+    peers = file_peers() + poolcli_peers(extra=("--max-pixels", "0"))
+    rows = time_peers(peers, ("avg", "floor"), job, settings)
+    megapixels = size[0] * size[1] / 1e6
+    title = f"huge: one {megapixels:.0f} MP JPEG ({size[0]}×{size[1]}) → JPEG, 2×2 avg, median of {settings.runs}"
+    notes = ["poolcli runs with `--max-pixels 0`: its default limit guards against decompression bombs",
+             "ImageMagick runs under the system policy.xml (Debian: memory 256 MiB, disk 1 GiB)"]
+    return [timing_table(title, rows, notes)]
+
+
+def startup(settings: Settings) -> list[Table]:
+    """`poolcli --help` against the interpreter and the CLI framework alone: the fixed cost every
+    command pays before it reads a pixel."""
+    commands = [
+        ("python -c pass", [sys.executable, "-c", "pass"], False),
+        ("python -c 'import typer'", [sys.executable, "-c", "import typer"], False),
+        ("poolcli --help", [POOLCLI, "--help"], True),
+        ("poolcli pool --help", [POOLCLI, "pool", "--help"], False),
+    ]
+    rows = []
+    for label, argv, baseline in commands:
+        try:
+            timing, note = measure(Command(label, "startup", argv), max(settings.runs, 5)), ""
+        except CommandFailed as exc:
+            timing, note = None, f"failed: {exc}"
+        rows.append(Row(label, "startup", timing, 0, note, baseline))
+    return [timing_table(f"startup: median of {max(settings.runs, 5)}", rows)]
+
+
+def memory(settings: Settings) -> list[Table]:
+    return [inprocess.memory_table(max(settings.runs, 5))]
+
+
+def gpu(settings: Settings) -> list[Table]:
+    """Batch throughput on CUDA against the CPU, and pooling bandwidth in device memory."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return [Table("gpu", ["suite"], [["skipped"]], ["torch sees no CUDA device"])]
+    folder = make_inputs.ensure_batch(settings.count, settings.log)
+    first = next(iter(sorted(folder.glob("*.jpg"))))
+    job = Job(folder, OUT / "gpu", settings.count, _half(image_size(first)))
+    rows = time_peers(device_peers(), settings.tasks, job, settings)
+    title = f"gpu: {settings.count} 1080p JPEGs, CUDA against CPU, median of {settings.runs}"
+    return [timing_table(title, rows), inprocess.gpu_memory_table(max(settings.runs, 5))]
+
+
+SUITES = {"startup": startup, "memory": memory, "single": single, "batch": batch, "huge": huge, "gpu": gpu}

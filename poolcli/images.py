@@ -1,0 +1,852 @@
+"""Files, stdin and arrays ⇄ NCHW numpy arrays (DESIGN.md §1, §5, §8).
+
+Loading maps every Pillow mode to L, LA, RGB or RGBA (8 or 16 bits) or float, applies the EXIF
+orientation, refuses decompression bombs from the header before any pixel is decoded, and turns
+every way a file can be bad into one ``InputError`` that names the file. Arrays (.npy, .pt,
+.csv/.txt) are taken as they are. Saving quantizes unit-scaled floats, keeps 16 bits where the
+format can hold them, and replaces files atomically.
+
+Imports stay light because ``shape`` and ``info`` read headers through this module: torch is
+imported only for ``.pt``, pypng only to write 16-bit colour PNGs (Pillow has no such modes; it
+reads them as 8 bits, see _read_png16 for how the low bytes are recovered).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import math
+import os
+import re
+import secrets
+import stat
+import struct
+import sys
+import warnings
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageSequence, UnidentifiedImageError
+
+from .errors import InputError, OutputError, UsageError
+
+DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own Image.MAX_IMAGE_PIXELS default
+IMAGE_FORMATS = frozenset({"png", "jpeg", "webp", "tiff", "bmp", "gif"})
+ARRAY_FORMATS = frozenset({"npy", "pt"})
+TEXT_FORMATS = frozenset({"csv"})  # a 2-D matrix as comma-separated text (.csv or .txt)
+WRITABLE_FORMATS = IMAGE_FORMATS | ARRAY_FORMATS | TEXT_FORMATS
+
+_EXTENSIONS = {
+    ".png": "png", ".apng": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".jfif": "jpeg",
+    ".webp": "webp", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp", ".gif": "gif",
+    ".npy": "npy", ".pt": "pt", ".pth": "pt", ".csv": "csv", ".txt": "csv",
+}
+_FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff", "txt": "csv"}
+_PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "tiff": "TIFF", "bmp": "BMP", "gif": "GIF"}
+_MULTI_FRAME_FORMATS = frozenset({"gif", "tiff", "webp", "png"})
+_NO_ALPHA_FORMATS = frozenset({"jpeg", "bmp"})
+
+# Pillow mode → the mode poolcli hands on. "I" is decided by its values (see _frame_pixels).
+_MODE_MAP = {
+    "1": "L", "L": "L", "LA": "LA", "La": "LA", "P": "RGB", "PA": "RGBA",
+    "RGB": "RGB", "RGBA": "RGBA", "RGBa": "RGBA", "RGBX": "RGB",
+    "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB",
+    "I;16": "I;16", "I;16L": "I;16", "I;16B": "I;16", "I;16N": "I;16", "I": "I", "F": "F",
+}
+_EIGHT_BIT_MODES = ("L", "LA", "RGB", "RGBA")
+_CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "I;16": 1, "I": 1, "F": 1,
+             "LA;16": 2, "RGB;16": 3, "RGBA;16": 4}
+_PNG16_COLOUR_TYPES = {2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}  # IHDR colour types Pillow reads as 8 bits
+_REFUSED_FORMATS = {"EPS": "it would run Ghostscript"}
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+_HEAD_BYTES = 64
+_SIGNATURES = (
+    (_PNG_MAGIC, "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+)
+_ORIENTATION_TAG = 0x0112
+_MAXVALS = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}  # float pixels: 1.0
+
+# Everything Pillow (and zlib under it) raises for a truncated or corrupt file.
+_BAD_FILE_ERRORS = (
+    OSError, SyntaxError, ValueError, struct.error, EOFError, zlib.error,
+    Image.DecompressionBombError, MemoryError, IndexError, TypeError, KeyError,
+)
+_MATRIX_HINT = "write rows split by ';' and values by spaces or commas, like '0 1 2; 3 4 5', or '[[0, 1], [2, 3]]'"
+
+
+@dataclass
+class ImageData:
+    """Pixels as (N, C, H, W) and what they mean; ``array / maxval`` is the unit-scaled image."""
+
+    array: np.ndarray  # C-contiguous; uint8, uint16 or float32
+    maxval: float  # 255.0, 65535.0, or 1.0 for float images and arrays
+    mode: str  # after mapping: L, LA, RGB, RGBA, I;16, LA;16, RGB;16, RGBA;16, I, F or "array"
+    source_mode: str  # the file's own mode (P, 1, CMYK, I;16B, ...) or "array"
+    format: str  # PNG, JPEG, ..., NPY, PT, CSV
+    source: str  # the path as given, or "-" for stdin
+    is_array: bool  # values taken as they are: never scaled or premultiplied
+    has_alpha: bool
+    orientation_applied: int | None  # the EXIF orientation (2-8) that was applied
+    frames: int  # frames in the file (N of the array with frames="all"); N for arrays
+
+    @property
+    def bit_depth(self) -> int:
+        return _bit_depth(self.array.dtype)
+
+    def unit(self) -> np.ndarray:
+        """The float32 values the pipeline reasons about: [0, 1] for images, as stored for arrays."""
+        return self.array.astype(np.float32) / np.float32(self.maxval)
+
+
+@dataclass
+class ImageHeader:
+    """What a file holds, from its header only (``poolcli shape IMAGE`` and ``poolcli info``)."""
+
+    source: str
+    format: str
+    mode: str  # as load_image will map it ("I" until the values decide between I;16 and float)
+    source_mode: str
+    width: int  # as stored, before orientation
+    height: int
+    channels: int
+    bit_depth: int
+    frames: int
+    orientation: int | None  # the EXIF orientation (2-8) load_image will apply; None with orient=False
+    is_array: bool = False
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """(N, C, H, W) as load_image will return it (N is 1 for images: ``--frames first``)."""
+        height, width = (self.width, self.height) if self.orientation in (5, 6, 7, 8) else (self.height, self.width)
+        return (self.frames if self.is_array else 1, self.channels, height, width)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """An input opened far enough to sniff it: a regular file stays on disk, anything else in memory."""
+
+    name: str
+    path: str | None
+    data: bytes | None
+    head: bytes
+
+    @property
+    def suffix(self) -> str:
+        return os.path.splitext(self.name)[1].lower()
+
+    def open(self) -> BinaryIO:
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        try:
+            return open(self.path, "rb")  # type: ignore[arg-type]
+        except OSError as exc:  # gone or locked since it was sniffed
+            raise InputError(f"{self.name}: cannot read: {exc.strerror or exc}", "check the file") from None
+
+
+# ----------------------------------------------------------------------------------- loading
+
+
+def read_header(src: str | os.PathLike, *, orient: bool = True, stdin: BinaryIO | None = None) -> ImageHeader:
+    """The shape, mode, bit depth and frames of an image or array file, decoding no pixels.
+
+    Arrays need their values only for .pt (torch has no header-only reader) and .csv (small).
+    ``-`` reads stdin (``stdin`` or ``sys.stdin.buffer``).
+    """
+    source = _source(src, None, stdin)
+    kind = _kind(source)
+    if kind == "image":
+        return _picture_header(source, orient)
+    if kind == "npy":
+        with source.open() as fp:
+            shape, _ = _npy_header(fp, source.name)
+        return _array_header(source.name, "NPY", _nchw_shape(shape, source.name))
+    array = _load_pt(source) if kind == "pt" else _load_csv(source)
+    return _array_header(source.name, kind.upper(), array.shape)
+
+
+def load_image(
+    src: str | os.PathLike | bytes,
+    *,
+    orient: bool = True,
+    frames: str = "first",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    name: str | None = None,
+    stdin: BinaryIO | None = None,
+) -> ImageData:
+    """Decode an image or array file, stdin (``-``) or bytes into an (N, C, H, W) ImageData.
+
+    ``frames="all"`` stacks every frame (one common mode, one size); arrays keep their own N.
+    ``max_pixels`` (None or 0: no limit) is checked against the header's width × height before
+    anything is decoded. ``name`` is what messages and ``source`` call the input. Any bad input
+    raises InputError naming it; nothing else escapes for a bad file.
+    """
+    if frames not in ("first", "all"):
+        raise UsageError(f"--frames {frames!r}", "use first or all")
+    source = _source(src, name, stdin)
+    kind = _kind(source)
+    if kind == "image":
+        return _load_picture(source, orient=orient, all_frames=frames == "all", max_pixels=max_pixels)
+    loaders = {"npy": _load_npy, "pt": _load_pt, "csv": _load_csv}
+    return _array_data(source.name, kind.upper(), loaders[kind](source))
+
+
+def load_matrix(text: str) -> np.ndarray:
+    """A literal matrix as a 2-D float32 array, parsed without eval (DESIGN.md §8).
+
+    ``"0 1 2; 3 4 5"``, ``"0,1;2,3"``, ``"[0 1; 2 3]"`` or a nested list ``"[[0, 1], [2, 3]]"``
+    (read with ast.literal_eval). Ragged rows, empty rows and non-numbers are UsageErrors.
+    """
+    stripped = text.strip()
+    if not stripped:
+        raise UsageError("the matrix is empty", _MATRIX_HINT)
+    rows = _nested_rows(stripped, text) if stripped.startswith("[") else _plain_rows(stripped, text)
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(rows[0]):
+            raise UsageError(
+                f"matrix {text!r}: row {number} has {len(row)} values, row 1 has {len(rows[0])}",
+                "every row needs the same number of values",
+            )
+    return np.array(rows, dtype=np.float32)
+
+
+def _source(src: str | os.PathLike | bytes, name: str | None, stdin: BinaryIO | None) -> _Source:
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return _memory_source(bytes(src), name or "<bytes>")
+    path = os.fspath(src)
+    if path == "-":
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        return _memory_source(stream.read(), name or "-")
+    return _file_source(path, name or path)
+
+
+def _memory_source(data: bytes, name: str) -> _Source:
+    if not data:
+        raise InputError(f"{name}: empty input", "nothing was read; pipe an image or array in")
+    return _Source(name, None, data, data[:_HEAD_BYTES])
+
+
+def _file_source(path: str, name: str) -> _Source:
+    """Classify the ways a path can fail before any decoder sees it; a pipe (``<(cmd)``) is read whole."""
+    try:
+        with open(path, "rb") as fp:
+            if stat.S_ISREG(os.fstat(fp.fileno()).st_mode):
+                head, data = fp.read(_HEAD_BYTES), None
+            else:
+                data = fp.read()
+                head = data[:_HEAD_BYTES]
+    except FileNotFoundError:
+        raise InputError(f"{name}: No such file", "check the path") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a folder", "give an image file, or -r to read a folder's images") from None
+    except PermissionError:
+        raise InputError(f"{name}: permission denied", "check the file's permissions") from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read: {exc.strerror or exc}", "check the file") from None
+    if not head:
+        raise InputError(f"{name}: empty file", "the file has zero bytes")
+    return _Source(name, path, data, head)
+
+
+def _kind(source: _Source) -> str:
+    """npy and zip (torch.save) by their magic, text matrices by name, everything else is Pillow's."""
+    if source.head.startswith(_NPY_MAGIC):
+        return "npy"
+    if source.suffix in (".pt", ".pth") or (source.head.startswith(_ZIP_MAGIC) and not source.suffix):
+        return "pt"
+    if source.suffix in (".csv", ".txt"):
+        return "csv"
+    return "image"
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence decoder warnings ("Truncated File Read", "Corrupt EXIF data", torch's pickle notes):
+    library code never prints, and a file that is really bad raises instead.
+
+    catch_warnings is not thread-safe; with worker threads the worst case is that the "ignore"
+    filter outlives the block, which only keeps more decoder warnings quiet.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _bad_file(source: _Source, exc: BaseException) -> InputError:
+    """The InputError for a decoder failure. Pillow reports a damaged file it cannot even open as
+    "cannot identify"; its signature tells a broken PNG from something that is no image at all."""
+    name, signature = source.name, _signature_format(source.head)
+    if isinstance(exc, MemoryError):
+        return InputError(f"{name}: not enough memory to decode it", "lower --max-pixels or use a smaller image")
+    if isinstance(exc, UnidentifiedImageError) and signature is None:
+        return InputError(
+            f"{name}: not an image Pillow or poolcli can read",
+            "give a PNG, JPEG, WebP, TIFF, BMP or GIF image, or an .npy, .pt or .csv array",
+        )
+    what = f"{signature} file" if signature else "file"
+    reason = "Pillow cannot open it" if isinstance(exc, UnidentifiedImageError) else _reason(exc)
+    return InputError(f"{name}: truncated or corrupt {what} ({reason})",
+                      "the file may be damaged or incompletely written")
+
+
+def _signature_format(head: bytes) -> str | None:
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((fmt for magic, fmt in _SIGNATURES if head.startswith(magic)), None)
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    kind = type(exc).__name__
+    text = text.removeprefix(f"{kind}: ")
+    return f"{kind}: {text[:160]}" if text else kind
+
+
+# ---------------------------------------------------------------------------- Pillow images
+
+
+def _picture_header(source: _Source, orient: bool) -> ImageHeader:
+    _allow_any_size()
+    with source.open() as fp, _quiet():
+        try:
+            with Image.open(fp) as img:
+                png16 = _png16_mode(source.head)
+                mode = _header_mode(img, png16, source.name)
+                width, height = img.size
+                return ImageHeader(
+                    source=source.name, format=img.format or "?", mode=mode, source_mode=png16 or img.mode,
+                    width=width, height=height, channels=_CHANNELS[mode], bit_depth=_mode_bits(mode),
+                    frames=getattr(img, "n_frames", 1), orientation=_orientation(img) if orient else None,
+                )
+        except _BAD_FILE_ERRORS as exc:
+            raise _bad_file(source, exc) from None
+
+
+def _load_picture(source: _Source, *, orient: bool, all_frames: bool, max_pixels: int | None) -> ImageData:
+    _allow_any_size()
+    with source.open() as fp, _quiet():
+        try:
+            with Image.open(fp) as img:
+                return _decode_picture(img, source, orient=orient, all_frames=all_frames, max_pixels=max_pixels)
+        except _BAD_FILE_ERRORS as exc:
+            raise _bad_file(source, exc) from None
+
+
+def _allow_any_size() -> None:
+    """Pillow's own bomb check would fire before ours (and at a fixed size); --max-pixels replaces it."""
+    Image.MAX_IMAGE_PIXELS = None
+
+
+def _decode_picture(img: Image.Image, source: _Source, *, orient: bool, all_frames: bool,
+                    max_pixels: int | None) -> ImageData:
+    name = source.name
+    width, height = img.size
+    if max_pixels and width * height > max_pixels:
+        raise InputError(
+            f"{name}: {width}×{height} = {width * height:,} pixels is over --max-pixels {max_pixels:,}",
+            "raise --max-pixels if you trust this file",
+        )
+    if img.format in _REFUSED_FORMATS:
+        raise InputError(f"{name}: refused: {img.format} ({_REFUSED_FORMATS[img.format]})", "convert it to PNG first")
+    frame_count = getattr(img, "n_frames", 1)
+    orientation = _orientation(img) if orient else None
+    png16 = _png16_mode(source.head)
+    if png16 and all_frames and frame_count > 1:
+        raise InputError(f"{name}: the frames of a 16-bit colour APNG cannot be read", "use --frames first")
+    if png16:
+        pixels, mode = _read_png16(source, png16, img.info.get("transparency"))
+    else:
+        pixels, mode = _pillow_frames(img, all_frames, name)
+    return ImageData(
+        array=_nchw_from_nhwc(_orient(pixels, orientation)),
+        maxval=_MAXVALS.get(pixels.dtype, 1.0),
+        mode=mode,
+        source_mode=png16 or img.mode,
+        format=img.format or "?",
+        source=name,
+        is_array=False,
+        has_alpha=mode.startswith(("LA", "RGBA")),
+        orientation_applied=orientation,
+        frames=frame_count,
+    )
+
+
+def _header_mode(img: Image.Image, png16: str | None, name: str) -> str:
+    if png16 == "RGB;16" and "transparency" in img.info:
+        return "RGBA;16"  # a tRNS colour key becomes alpha
+    return png16 or _target_mode(img.mode, img.info, name)
+
+
+def _target_mode(mode: str, info: dict, name: str) -> str:
+    """The mode a Pillow mode becomes: P → RGB, or RGBA when it has transparency (so do 1, L, RGB)."""
+    target = _MODE_MAP.get(mode)
+    if target is None:
+        raise InputError(f"{name}: unsupported image mode {mode}", "convert it to RGB or L first")
+    if "transparency" in info and target in ("L", "RGB"):
+        target += "A"
+    return target
+
+
+def _mode_bits(mode: str) -> int:
+    if mode.endswith("16"):
+        return 16
+    return 32 if mode in ("I", "F") else 8
+
+
+def _bit_depth(dtype: np.dtype) -> int:
+    return {1: 8, 2: 16}.get(dtype.itemsize, 32) if dtype.kind == "u" else 32
+
+
+def _orientation(img: Image.Image) -> int | None:
+    """The EXIF (or XMP) orientation to apply, 2-8; 1, absent or unreadable means as stored."""
+    if img.format == "PNG" and "exif" not in img.info:
+        return None  # PngImageFile.getexif() would decode every pixel to look after the image data
+    try:
+        value = img.getexif().get(_ORIENTATION_TAG)
+    except _BAD_FILE_ERRORS:
+        return None  # broken EXIF must not make a readable image unreadable
+    return value if value in (2, 3, 4, 5, 6, 7, 8) else None
+
+
+def _orient(pixels: np.ndarray, orientation: int | None) -> np.ndarray:
+    """PIL.ImageOps.exif_transpose on an (N, H, W, C) array of any dtype (16-bit colour too)."""
+    if orientation in (5, 6, 7, 8):
+        pixels = pixels.swapaxes(1, 2)
+    flips = {2: (2,), 3: (1, 2), 4: (1,), 6: (2,), 7: (1, 2), 8: (1,)}.get(orientation or 1, ())
+    return np.flip(pixels, flips) if flips else pixels
+
+
+def _nchw_from_nhwc(pixels: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
+    return array if array.flags.writeable else array.copy()  # Pillow's buffers are read-only
+
+
+def _pillow_frames(img: Image.Image, all_frames: bool, name: str) -> tuple[np.ndarray, str]:
+    """(N, H, W, C) pixels of the first frame or of every frame, in one common mode."""
+    frames = ImageSequence.Iterator(img) if all_frames else [img]
+    decoded = [_frame_pixels(frame, name) for frame in frames]
+    modes = {mode for _, mode in decoded}
+    mode = decoded[0][1]
+    if len(modes) > 1:
+        if not modes <= set(_EIGHT_BIT_MODES):
+            raise InputError(f"{name}: frames of different kinds ({', '.join(sorted(modes))})", "use --frames first")
+        colour, alpha = any(m.startswith("RGB") for m in modes), any(m.endswith("A") for m in modes)
+        mode = ("RGB" if colour else "L") + ("A" if alpha else "")
+        decoded = [(_widen(pixels, frame_mode, mode), mode) for pixels, frame_mode in decoded]
+    if len({pixels.shape[:2] for pixels, _ in decoded}) > 1:
+        raise InputError(f"{name}: frames of different sizes", "use --frames first")
+    return np.stack([pixels for pixels, _ in decoded]), mode
+
+
+def _frame_pixels(frame: Image.Image, name: str) -> tuple[np.ndarray, str]:
+    """One decoded frame as (H, W, C) and its mode; 32-bit "I" is 16 bits when its values fit."""
+    frame.load()  # here, inside the caller's try: a truncated file fails now, not later
+    target = _target_mode(frame.mode, frame.info, name)
+    if target in _EIGHT_BIT_MODES:
+        pixels = np.asarray(frame if frame.mode == target else frame.convert(target))
+    elif target == "I;16":
+        pixels = np.asarray(frame).astype(np.uint16)  # I;16B arrives big-endian
+    elif target == "I":
+        pixels = np.asarray(frame)
+        if pixels.size and pixels.min() >= 0 and pixels.max() <= 65535:
+            pixels, target = pixels.astype(np.uint16), "I;16"
+        else:
+            pixels = pixels.astype(np.float32)
+    else:
+        pixels = np.asarray(frame, dtype=np.float32)
+    return (pixels[..., None] if pixels.ndim == 2 else pixels), target
+
+
+def _widen(pixels: np.ndarray, mode: str, target: str) -> np.ndarray:
+    """8-bit L/LA/RGB pixels as ``target`` (RGB repeats gray as Pillow does; added alpha is opaque)."""
+    colour = pixels[..., :-1] if mode.endswith("A") else pixels
+    alpha = pixels[..., -1:] if mode.endswith("A") else np.full((*pixels.shape[:2], 1), 255, np.uint8)
+    if target.startswith("RGB") and colour.shape[-1] == 1:
+        colour = np.repeat(colour, 3, axis=-1)
+    return np.concatenate([colour, alpha], axis=-1) if target.endswith("A") else colour
+
+
+def _png16_mode(head: bytes) -> str | None:
+    """The mode of a 16-bit colour PNG from its IHDR (Pillow would drop the low bytes), else None."""
+    if not head.startswith(_PNG_MAGIC) or head[12:16] != b"IHDR" or len(head) < 26 or head[24] != 16:
+        return None
+    return _PNG16_COLOUR_TYPES.get(head[25])
+
+
+def _read_png16(source: _Source, mode: str, transparency: object) -> tuple[np.ndarray, str]:
+    """A 16-bit colour PNG's first image as (1, H, W, C) uint16.
+
+    Pillow unfilters these at C speed but keeps only the high byte of each sample (pypng keeps
+    both but unfilters in Python: seconds per megapixel). So Pillow decodes the same data again
+    through another unpacker of the same width: the little-endian one, whose "high" byte is the
+    PNG's low byte, or for LA (which Pillow opens as RGBA) plain 8-bit RGBA, which is every byte.
+    """
+    if mode == "LA;16":
+        raw = _decode_as(source, "RGBA").astype(np.uint16)
+        return ((raw[..., 0::2] << 8) | raw[..., 1::2])[None], mode
+    high, low = (_decode_as(source, f"{mode[:-3]};16{order}") for order in "BL")
+    pixels = (high.astype(np.uint16) << 8) | low
+    if transparency is not None:  # tRNS: the one 16-bit colour that is transparent
+        alpha = np.where((pixels == np.array(transparency, np.uint16)).all(axis=-1), 0, 65535).astype(np.uint16)
+        pixels, mode = np.concatenate([pixels, alpha[..., None]], axis=-1), "RGBA;16"
+    return pixels[None], mode
+
+
+def _decode_as(source: _Source, rawmode: str) -> np.ndarray:
+    """Decode a PNG's pixel data with ``rawmode`` instead of the one Pillow chose (same bits per pixel)."""
+    with source.open() as fp, Image.open(fp) as img:
+        codec, extents, offset, args = img.tile[0]
+        img.tile = [(codec, extents, offset, rawmode if isinstance(args, str) else (rawmode, *args[1:]))]
+        img.load()
+        return np.asarray(img)
+
+
+# ------------------------------------------------------------------------------------ arrays
+
+
+def _npy_header(fp: BinaryIO, name: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of an .npy without reading its data; object arrays (pickles) are refused."""
+    try:
+        version = np.lib.format.read_magic(fp)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(fp)
+    except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, TokenError, ...
+        raise InputError(f"{name}: corrupt .npy header ({_reason(exc)})", "save it again with numpy.save") from None
+    if dtype.hasobject:
+        raise InputError(f"{name}: refused: pickled .npy (object array)",
+                         "poolcli loads .npy with allow_pickle=False; save a numeric array")
+    _check_dtype(dtype, name)
+    return shape, dtype
+
+
+def _load_npy(source: _Source) -> np.ndarray:
+    with source.open() as fp:
+        shape, dtype = _npy_header(fp, source.name)
+        _nchw_shape(shape, source.name)
+        promised, start = math.prod(shape) * dtype.itemsize, fp.tell()
+        available = fp.seek(0, os.SEEK_END) - start
+        if promised > available:  # checked first: numpy would allocate what the header promises
+            raise InputError(f"{source.name}: truncated .npy: its header promises {promised:,} bytes of data, "
+                             f"the file holds {available:,}", "save it again with numpy.save")
+        fp.seek(0)
+        try:
+            return np.load(fp, allow_pickle=False)
+        except (ValueError, OSError, EOFError, MemoryError) as exc:
+            raise InputError(f"{source.name}: truncated or corrupt .npy ({_reason(exc)})",
+                             "save it again with numpy.save") from None
+
+
+def _load_pt(source: _Source) -> np.ndarray:
+    """One tensor from a torch.save file, with weights_only=True: a file that needs code is refused."""
+    import pickle
+
+    import torch
+
+    with source.open() as fp, _quiet():
+        try:
+            value = torch.load(fp, weights_only=True, map_location="cpu")
+        except pickle.UnpicklingError as exc:
+            if "Weights only load failed" not in str(exc):
+                raise InputError(f"{source.name}: not a tensor file torch can read",
+                                 "save one with torch.save(tensor, path)") from None
+            raise InputError(f"{source.name}: refused: the .pt needs code to load (weights_only=True)",
+                             "save a plain tensor with torch.save(tensor, path)") from None
+        except Exception as exc:  # torch reports a bad file as RuntimeError, KeyError, EOFError, ...
+            raise InputError(f"{source.name}: not a tensor file torch can read ({_reason(exc)})",
+                             "save one with torch.save(tensor, path)") from None
+    if not isinstance(value, torch.Tensor):
+        raise InputError(f"{source.name}: holds a {type(value).__name__}, not a tensor",
+                         "save one tensor with torch.save(tensor, path)")
+    if value.is_complex() or value.layout != torch.strided:
+        raise InputError(f"{source.name}: a {value.dtype} {value.layout} tensor", "save a dense real tensor")
+    return value.detach().to(torch.float32).numpy()
+
+
+def _load_csv(source: _Source) -> np.ndarray:
+    """A 2-D matrix of numbers separated by commas or whitespace, one row per line ('#' comments)."""
+    with source.open() as fp:
+        raw = fp.read()
+    try:
+        text = raw.decode("utf-8-sig")
+        with _quiet():
+            matrix = np.loadtxt(io.StringIO(text), delimiter="," if "," in text else None, ndmin=2, dtype=np.float64)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{source.name}: not a numeric matrix ({_reason(exc)})",
+                         "write numbers separated by commas or spaces, one row per line") from None
+    return matrix
+
+
+def _check_dtype(dtype: np.dtype, name: str) -> None:
+    if dtype.kind not in "biuf":
+        raise InputError(f"{name}: a {dtype} array", "give numbers: bool, int or float")
+
+
+def _nchw_shape(shape: tuple[int, ...], name: str) -> tuple[int, int, int, int]:
+    """HW → 1×1×H×W, CHW → 1×C×H×W, NCHW as is (DESIGN.md §1, §8)."""
+    if len(shape) not in (2, 3, 4):
+        raise InputError(f"{name}: a {len(shape)}-D array of shape {tuple(shape)}", "give 2-D HW, 3-D CHW or 4-D NCHW")
+    if 0 in shape:
+        raise InputError(f"{name}: an empty array of shape {tuple(shape)}", "give an array with values")
+    return (1,) * (4 - len(shape)) + tuple(int(d) for d in shape)  # type: ignore[return-value]
+
+
+def _array_data(name: str, fmt: str, array: np.ndarray) -> ImageData:
+    _check_dtype(array.dtype, name)
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes ±inf, without a warning
+        array = np.ascontiguousarray(array.reshape(_nchw_shape(array.shape, name)), dtype=np.float32)
+    return ImageData(
+        array=array if array.flags.writeable else array.copy(), maxval=1.0, mode="array", source_mode="array",
+        format=fmt, source=name, is_array=True, has_alpha=False, orientation_applied=None, frames=array.shape[0],
+    )
+
+
+def _array_header(name: str, fmt: str, shape: tuple[int, ...]) -> ImageHeader:
+    n, c, h, w = _nchw_shape(tuple(shape), name)
+    return ImageHeader(source=name, format=fmt, mode="array", source_mode="array", width=w, height=h,
+                       channels=c, bit_depth=32, frames=n, orientation=None, is_array=True)
+
+
+# ---------------------------------------------------------------------------------- matrices
+
+
+def _plain_rows(body: str, text: str) -> list[list[float]]:
+    lines = [line.strip() for line in re.split(r"[;\n]", body)]
+    if len(lines) > 1 and not lines[-1]:
+        lines.pop()  # a trailing ';'
+    if not any(lines):
+        raise UsageError(f"matrix {text!r} is empty", _MATRIX_HINT)
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line:
+            raise UsageError(f"matrix {text!r}: row {number} is empty", _MATRIX_HINT)
+        rows.append([_number(token, text) for token in re.split(r"[\s,]+", line)])
+    return rows
+
+
+def _number(token: str, text: str) -> float:
+    try:
+        return float(token)
+    except ValueError:
+        raise UsageError(f"matrix {text!r}: {token!r} is not a number", _MATRIX_HINT) from None
+
+
+def _nested_rows(body: str, text: str) -> list[list[float]]:
+    """A Python literal list of rows (or one flat row), read with ast.literal_eval, never eval;
+    ``[0 1; 2 3]`` (how numpy and MATLAB print a matrix) is the plain form in brackets."""
+    try:
+        value = ast.literal_eval(body)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        if body.endswith("]") and "[" not in body[1:]:
+            return _plain_rows(body[1:-1], text)
+        raise UsageError(f"matrix {text!r} is not a nested list of numbers", _MATRIX_HINT) from None
+    if isinstance(value, (list, tuple)) and value and all(_is_number(v) for v in value):
+        value = [value]
+    if not (isinstance(value, (list, tuple)) and value
+            and all(isinstance(row, (list, tuple)) and row and all(_is_number(v) for v in row) for row in value)):
+        raise UsageError(f"matrix {text!r} is not a list of rows of numbers", _MATRIX_HINT)
+    return [[float(v) for v in row] for row in value]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# ------------------------------------------------------------------------------------ saving
+
+
+def output_format(path: str | os.PathLike | None, format_option: str | None = None) -> str:
+    """The format to write: ``--format`` wins, else the extension, else (no extension, stdout) png.
+
+    An extension poolcli cannot write is a UsageError rather than PNG bytes under a wrong name.
+    """
+    if format_option:
+        fmt = format_option.lower().lstrip(".")
+        fmt = _FORMAT_ALIASES.get(fmt, fmt)
+        if fmt not in WRITABLE_FORMATS:
+            raise UsageError(f"--format {format_option!r} is not a format poolcli writes",
+                             f"use one of {', '.join(sorted(WRITABLE_FORMATS))}")
+        return fmt
+    if path is None or os.fspath(path) == "-":
+        return "png"
+    extension = os.path.splitext(os.fspath(path))[1].lower()
+    if not extension:
+        return "png"
+    if extension not in _EXTENSIONS:
+        raise UsageError(f"{os.fspath(path)}: poolcli cannot write {extension} files",
+                         "use --format, or a .png, .jpg, .webp, .tif, .bmp, .gif, .npy, .pt or .csv name")
+    return _EXTENSIONS[extension]
+
+
+def save_image(
+    array: np.ndarray,
+    dest: str | os.PathLike | BinaryIO,
+    *,
+    format: str | None = None,
+    bit_depth: int = 8,
+    quality: int | None = None,
+    compress_level: int | None = None,
+    has_alpha: bool | None = None,
+) -> None:
+    """Write an array: (N, C, H, W) for images (2-D HW and 3-D CHW get N = C = 1 where missing).
+
+    - .npy / .pt: the exact values as float32 in the array's own shape (every load is 4-D, so
+      outputs are NCHW; flatten/linear outputs stay (N, F) as in torch).
+    - .csv: one 2-D matrix (leading dimensions of 1 dropped), comma-separated, %.10g.
+    - images: floats are unit-scaled and quantized as round(clip(x, 0, 1) · maxval) (half to even,
+      as torch.round); uint8/uint16 are written as they are (uint16 at 8 bits: round(x / 257)).
+      ``bit_depth=16`` keeps 16 bits in PNG (gray via Pillow, colour via pypng; APNG frames of
+      colour are 8-bit) and gray TIFF (Pillow cannot write 16-bit colour TIFF); other formats get 8.
+    - C = 1 → L, 2 → LA, 3 → RGB, 4 → RGBA. JPEG and BMP drop the alpha channel (not composited);
+      ``has_alpha=False`` drops it for every format. GIF is quantized to 256 colours by Pillow.
+    - N > 1 writes every frame for GIF, TIFF, WebP and PNG (APNG); other formats refuse.
+    - ``quality`` goes to JPEG/WebP and ``compress_level`` (0-9) to PNG; when not given Pillow's
+      defaults apply (JPEG quality 75, WebP 80, PNG level 6).
+
+    ``dest`` is a path (written atomically), ``-`` (stdout) or a binary file object. Every check
+    runs before anything is written.
+    """
+    to_stream = not isinstance(dest, (str, os.PathLike)) or os.fspath(dest) == "-"
+    fmt = output_format(None if to_stream else dest, format)
+    encode = _encoder(np.asarray(array), fmt, bit_depth=bit_depth, quality=quality,
+                      compress_level=compress_level, has_alpha=has_alpha)
+    if not to_stream:
+        atomic_write(dest, encode)  # type: ignore[arg-type]
+        return
+    buffer = io.BytesIO()  # TIFF and friends seek while writing; stdout cannot
+    encode(buffer)
+    stream = sys.stdout.buffer if isinstance(dest, (str, os.PathLike)) else dest
+    stream.write(buffer.getvalue())
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """Write through ``write(fp)`` to ``.NAME.RANDOM.tmp`` in the same folder, fsync, rename into place.
+
+    An interrupted or failed write (any exception, KeyboardInterrupt included) removes the temporary
+    file and leaves ``path`` as it was; an OSError becomes an OutputError naming ``path``. The file
+    is created with mode 0o666 less the umask, as open() would.
+    """
+    path = os.fspath(path)
+    folder, base = os.path.split(path)
+    temp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
+    try:
+        descriptor = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
+    try:
+        with os.fdopen(descriptor, "w+b") as fp:  # read too: multi-frame TIFF reads back
+            write(fp)
+            fp.flush()
+            os.fsync(fp.fileno())
+        os.replace(temp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(exc, OSError):
+            raise _cannot_write(path, exc) from None
+        raise
+
+
+def _cannot_write(path: str, exc: OSError) -> OutputError:
+    return OutputError(f"{path}: cannot write: {exc.strerror or exc}",
+                       "check that the folder exists, is writable and has space")
+
+
+def _encoder(array: np.ndarray, fmt: str, *, bit_depth: int, quality: int | None, compress_level: int | None,
+             has_alpha: bool | None) -> Callable[[BinaryIO], None]:
+    """Validate and convert now; return the function that only encodes into a file object."""
+    if bit_depth not in (8, 16):
+        raise UsageError(f"bit depth {bit_depth}", "use 8 or 16")
+    if quality is not None and not 0 <= quality <= 100:
+        raise UsageError(f"--quality {quality}", "use 0 to 100")
+    if compress_level is not None and not 0 <= compress_level <= 9:
+        raise UsageError(f"--compress-level {compress_level}", "use 0 to 9")
+    if fmt == "csv":
+        matrix = _csv_matrix(array)
+        return lambda fp: np.savetxt(fp, matrix, fmt="%.10g", delimiter=",")
+    if fmt in ARRAY_FORMATS:
+        values = array.astype(np.float32)  # the exact tensor: loads are 4-D already; flatten/linear stay (N, F)
+        if fmt == "npy":
+            return lambda fp: np.save(fp, values, allow_pickle=False)
+        return lambda fp: _save_pt(values, fp)
+    frames = _picture_frames(array, fmt, bit_depth, has_alpha)
+    return lambda fp: _write_picture(fp, frames, fmt, quality, compress_level)
+
+
+def _nchw_for_saving(array: np.ndarray) -> np.ndarray:
+    if not 1 <= array.ndim <= 4:
+        raise UsageError(f"cannot write a {array.ndim}-D array", "give N×C×H×W, C×H×W or H×W")
+    return array.reshape((1,) * (4 - array.ndim) + array.shape)
+
+
+def _csv_matrix(array: np.ndarray) -> np.ndarray:
+    data = _nchw_for_saving(array)
+    if data.shape[0] * data.shape[1] != 1:
+        shape = "×".join(map(str, data.shape))
+        raise UsageError(f"csv holds one 2-D matrix, this array is {shape}", "write .npy or .pt")
+    return data[0, 0]
+
+
+def _save_pt(values: np.ndarray, fp: BinaryIO) -> None:
+    import torch
+
+    torch.save(torch.from_numpy(values), fp)
+
+
+def _picture_frames(array: np.ndarray, fmt: str, bit_depth: int, has_alpha: bool | None) -> list[np.ndarray]:
+    """(H, W, C) uint8/uint16 frames ready for the encoder, or a UsageError for what cannot be an image."""
+    data = _nchw_for_saving(array)
+    n, c = data.shape[:2]
+    if not 1 <= c <= 4:
+        raise UsageError(f"cannot write {c} channels as an image", "write .npy or .pt")
+    if n > 1 and fmt not in _MULTI_FRAME_FORMATS:
+        raise UsageError(f"{fmt} holds one frame, the output has {n}", "write .gif, .png, .tiff, .webp, .npy or .pt")
+    if c in (2, 4) and (has_alpha is False or fmt in _NO_ALPHA_FORMATS):
+        data, c = data[:, :-1], c - 1
+    sixteen = bit_depth == 16 and ((fmt == "png" and (c == 1 or n == 1)) or (fmt == "tiff" and c == 1))
+    return list(_quantize(data, 16 if sixteen else 8).transpose(0, 2, 3, 1))
+
+
+def _quantize(data: np.ndarray, depth: int) -> np.ndarray:
+    dtype = np.uint8 if depth == 8 else np.uint16
+    if data.dtype.kind == "f":
+        top = np.float32(255 if depth == 8 else 65535)
+        return np.rint(np.clip(np.nan_to_num(data.astype(np.float32)), 0, 1) * top).astype(dtype)
+    if data.dtype == np.uint16 and depth == 8:
+        return ((data.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if data.dtype in (np.uint8, np.uint16):
+        return data
+    raise UsageError(f"cannot write {data.dtype} pixels as an image", "give uint8, uint16, or floats in [0, 1]")
+
+
+def _write_picture(fp: BinaryIO, frames: list[np.ndarray], fmt: str, quality: int | None,
+                   compress_level: int | None) -> None:
+    first = frames[0]
+    if fmt == "png" and first.dtype == np.uint16 and first.shape[-1] > 1:
+        _write_png16(fp, first, compress_level)
+        return
+    images = [Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame) for frame in frames]
+    options: dict = {}
+    if quality is not None and fmt in ("jpeg", "webp"):
+        options["quality"] = quality
+    if compress_level is not None and fmt == "png":
+        options["compress_level"] = compress_level
+    if len(images) > 1:
+        options.update(save_all=True, append_images=images[1:])
+    images[0].save(fp, format=_PIL_FORMATS[fmt], **options)
+
+
+def _write_png16(fp: BinaryIO, pixels: np.ndarray, compress_level: int | None) -> None:
+    """A 16-bit LA/RGB/RGBA PNG with pypng (Pillow has no such modes); rows packed big-endian."""
+    import png
+
+    height, width, channels = pixels.shape
+    writer = png.Writer(width, height, greyscale=channels <= 2, alpha=channels in (2, 4), bitdepth=16,
+                        compression=compress_level)
+    rows = pixels.astype(">u2").reshape(height, width * channels)
+    writer.write_packed(fp, (row.tobytes() for row in rows))
