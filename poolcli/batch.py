@@ -91,10 +91,9 @@ def expand_inputs(
     items: list[InputItem] = []
     excluded = os.path.realpath(exclude) if exclude else None
     for given in inputs:
-        if given != "-" and os.path.isdir(given):
-            items.extend(InputItem(p, given) for p in _walk(given, recursive, excluded))
-        else:
-            items.append(InputItem(given))
+        found = [InputItem(p, given) for p in _walk(given, recursive, excluded)] if given != "-" and os.path.isdir(given) else []
+        # A folder with nothing to read stays an input of its own, so that it fails naming itself.
+        items.extend(found or [InputItem(given)])
     listed = [line.strip() for line in files_from if line.strip()]
     if listed:
         common = os.path.commonpath([os.path.dirname(os.path.abspath(p)) or "/" for p in listed])
@@ -456,8 +455,13 @@ def process_all(
 
 
 def _run_pipelined(processor: Processor, pairs: list[tuple[InputItem, str]], options: ProcessOptions, emit) -> None:
-    """Decode ahead in threads, compute batches here, encode behind in threads; in input order."""
-    from concurrent.futures import ThreadPoolExecutor
+    """Decode ahead in threads, compute batches here, encode behind in threads.
+
+    Outcomes are emitted in input order: a failed or skipped input waits in the encode queue
+    behind the outputs before it. With ``--fail-fast`` nothing after the first failure is
+    computed; outputs already being written are finished and reported.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     workers = max(1, options.workers or os.cpu_count() or 1)
     batch_size = max(1, options.batch_size if _batchable(processor.pipeline) else 1)
@@ -468,9 +472,20 @@ def _run_pipelined(processor: Processor, pairs: list[tuple[InputItem, str]], opt
     encoding: deque = deque()
     pending = iter(pairs)
     stop = False
+
+    def settled(outcome: Outcome) -> Future:
+        future: Future = Future()
+        future.set_result(outcome)
+        return future
+
+    def emit_ready(everything: bool) -> None:
+        nonlocal stop
+        while encoding and (everything or len(encoding) > encode_limit or encoding[0].done()):
+            stop = emit(encoding.popleft().result()) or stop
+
     try:
-        while True:
-            while not stop and len(decoding) < decode_ahead:
+        while not stop:
+            while len(decoding) < decode_ahead:
                 pair = next(pending, None)
                 if pair is None:
                     break
@@ -478,26 +493,20 @@ def _run_pipelined(processor: Processor, pairs: list[tuple[InputItem, str]], opt
             if not decoding:
                 break
             group = _next_group(decoding, batch_size)
-            ready = [d for d in group if d.outcome is None]
-            for decoded in group:
-                if decoded.outcome is not None and emit(decoded.outcome):
-                    stop = True
-            results: list[tuple[Decoded, Any]] = []
-            if ready and not stop:
+            if group[0].outcome is not None:
+                encoding.append(settled(group[0].outcome))
+                failed = group[0].outcome.status == "error"
+            else:
                 try:
-                    results = processor.compute(ready)
+                    results = processor.compute(group)
                 except PoolcliError as exc:
-                    for decoded in ready:
-                        stop = emit(_failed(decoded.item, exc)) or stop
-            for decoded, result in results:
-                encoding.append(pool.submit(processor.encode, decoded, result))
-            while encoding and (len(encoding) > encode_limit or encoding[0].done()):
-                stop = emit(encoding.popleft().result()) or stop
-            if stop:
-                break
-        while encoding:
-            if emit(encoding.popleft().result()):
-                break
+                    encoding.extend(settled(_failed(decoded.item, exc)) for decoded in group)
+                    failed = True
+                else:
+                    encoding.extend(pool.submit(processor.encode, decoded, result) for decoded, result in results)
+                    failed = False
+            emit_ready(everything=failed and options.fail_fast)
+        emit_ready(everything=True)
     finally:
         for future in decoding:
             future.cancel()

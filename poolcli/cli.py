@@ -52,7 +52,7 @@ PROCESSING = "Processing options"
 OUTPUT = "Output options"
 BATCH = "Many inputs"
 
-Inputs = Annotated[list[str], typer.Argument(help="Image or array files, folders, or - for stdin.", show_default=False)]
+Inputs = Annotated[Optional[list[str]], typer.Argument(help="Image or array files, folders, or - for stdin.", show_default=False)]
 OutputOpt = Annotated[Optional[str], typer.Option("-o", "--output", help="Output FILE, DIR, or - for stdout.", rich_help_panel=OUTPUT)]
 FormatOpt = Annotated[Optional[str], typer.Option("--format", help="png, jpeg, webp, tiff, bmp, gif, npy, pt or csv.", rich_help_panel=OUTPUT)]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.", rich_help_panel=PROCESSING)]
@@ -96,7 +96,7 @@ def _process_command(
 
 @app.command()
 def pool(
-    inputs: Inputs,
+    inputs: Inputs = None,
     mode: Annotated[str, typer.Option("-m", "--mode", help="max, avg, min, lp or median.")] = "max",
     kernel: Annotated[Optional[str], typer.Option("-k", "--kernel", help="Kernel size: K, HxW or H,W.")] = None,
     stride: Annotated[Optional[str], typer.Option("-s", "--stride", help="Stride (default: the kernel).")] = None,
@@ -133,7 +133,7 @@ def pool(
 
 @app.command()
 def conv(
-    inputs: Inputs,
+    inputs: Inputs = None,
     filter: Annotated[Optional[str], typer.Option("-f", "--filter", help="A named filter (see poolcli filters).")] = None,
     weight: Annotated[Optional[str], typer.Option("-w", "--weight", help="A kernel matrix: '0 1; 2 3' or '[[0,1],[2,3]]'.")] = None,
     weight_file: Annotated[Optional[str], typer.Option("--weight-file", help="A kernel from .npy or .csv.")] = None,
@@ -165,7 +165,7 @@ def conv(
 
 @app.command()
 def unpool(
-    inputs: Inputs,
+    inputs: Inputs = None,
     kernel: Annotated[str, typer.Option("-k", "--kernel", help="Kernel size of the maxpool.")] = "2",
     stride: Annotated[Optional[str], typer.Option("-s", "--stride", help="Stride (default: the kernel).")] = None,
     padding: Annotated[Optional[str], typer.Option("-p", "--padding", help="Padding.")] = None,
@@ -190,7 +190,7 @@ def unpool(
 
 @app.command()
 def run(
-    inputs: Inputs,
+    inputs: Inputs = None,
     stage: SpecsOpt = None,
     pipeline: PipelineOpt = None,
     output: OutputOpt = None, format: FormatOpt = None, device: DeviceOpt = "auto", engine: EngineOpt = "auto", scale: ScaleOpt = "unit",

@@ -166,7 +166,7 @@ def run_processing(inputs: list[str], builders: list[Callable[[], Any]], suffix:
 
             options.device = resolve_device(options.device)
         files_from = _read_files_from(common.get("files_from"), env)
-        items = expand_inputs(inputs, recursive=options.recursive, files_from=files_from, exclude=options.output)
+        items = expand_inputs(inputs or [], recursive=options.recursive, files_from=files_from, exclude=options.output)
         if not items:
             raise UsageError("no input files", "give files, folders (-r to descend) or --files-from")
         if sum(1 for item in items if item.path == "-") > 1:
