@@ -117,17 +117,74 @@ def plan_table(
     timed: bool = False,
     caption: str | None = None,
 ) -> Any:
-    """A rich Table of the plan: one row per stage, the formulas worked out in numbers."""
-    from rich import box
-    from rich.table import Table
+    """The plan as a renderable: one row per stage, the formulas worked out in numbers.
 
-    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAVY, title_justify="left", caption_justify="left")
-    for name in COLUMNS if timed else COLUMNS[:-1]:
-        numeric = name in ("#", "params", "ops", "ms")
-        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
-    for row in plan_rows(plan, timed):
-        table.add_row(*row)
-    return table
+    Where the console is too narrow for the formulas to sit in their columns without folding
+    mid-number, they move under the table, one line per stage::
+
+          0 H_out, W_out: ⌊(28 + 2·2 − 1·(5−1) − 1)/1⌋ + 1 = 28
+    """
+    return PlanTable(plan, title=title, timed=timed, caption=caption)
+
+
+class PlanTable:
+    """Chooses the wide or the narrow layout at render time, when the width is known."""
+
+    def __init__(self, plan: Plan, *, title: str | None, timed: bool, caption: str | None):
+        self.plan, self.title, self.timed, self.caption = plan, title, timed, caption
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.measure import Measurement
+
+        wide = self._table(with_formulas=True)
+        natural = Measurement.get(console, options.update(max_width=10_000), wide).maximum
+        if natural <= options.max_width:
+            yield wide
+            return
+        yield self._table(with_formulas=False)
+        yield from self._formula_lines()
+
+    def _table(self, with_formulas: bool) -> Any:
+        from rich import box
+        from rich.table import Table
+
+        names = COLUMNS if self.timed else COLUMNS[:-1]
+        keep = [i for i, name in enumerate(names) if with_formulas or name not in ("H_out", "W_out")]
+        table = Table(
+            title=self.title, caption=self.caption if with_formulas else None,
+            box=box.SIMPLE_HEAVY, title_justify="left", caption_justify="left",
+        )
+        for i in keep:
+            numeric = names[i] in ("#", "params", "ops", "ms")
+            table.add_column(names[i], justify="right" if numeric else "left", overflow="fold")
+        for row in plan_rows(self.plan, self.timed):
+            table.add_row(*(row[i] for i in keep))
+        return table
+
+    def _formula_lines(self) -> Any:
+        from rich.table import Table
+        from rich.text import Text
+
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(justify="right", min_width=3)
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        for stage in self.plan.stages:
+            h_cell, w_cell = _formula_cells(stage)
+            if not h_cell:
+                continue
+            if stage.formula and "features" in stage.formula:
+                lines = [("features:", h_cell)]
+            elif h_cell == w_cell:
+                lines = [("H_out, W_out:", h_cell)]
+            else:
+                lines = [("H_out:", h_cell), ("W_out:", w_cell)]
+            for n, (name, formula) in enumerate(lines):
+                grid.add_row(str(stage.index) if n == 0 else "", name, formula)
+        yield grid
+        if self.caption:
+            yield Text("")
+            yield Text(self.caption)
 
 
 def plan_caption(plan: Plan, extra: Iterable[str] = ()) -> str:

@@ -33,28 +33,45 @@ CASES = {
 }
 
 
-def render(shape, specs) -> str:
+WIDE, NARROW = 240, 80
+
+
+def render(shape, specs, width: int = WIDE) -> str:
     plan = Pipeline.from_specs(specs).plan(shape)
     buffer = io.StringIO()
-    console = Console(file=buffer, width=200, color_system=None, legacy_windows=False)
+    console = Console(file=buffer, width=width, color_system=None, legacy_windows=False)
     console.print(report.plan_table(plan, title="x".join(map(str, shape)), caption=report.plan_caption(plan)))
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
 
+@pytest.mark.parametrize("width", [WIDE, NARROW])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_table_golden(name):
-    text = render(*CASES[name])
-    path = GOLDEN / f"{name}.txt"
-    if os.environ.get("POOLCLI_REGEN_GOLDEN") or not path.exists():
+def test_table_golden(name, width):
+    text = render(*CASES[name], width=width)
+    path = GOLDEN / (f"{name}.txt" if width == WIDE else f"{name}_{width}.txt")
+    if os.environ.get("POOLCLI_REGEN_GOLDEN"):
         path.parent.mkdir(exist_ok=True)
         path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"no golden file {path.name}: run with POOLCLI_REGEN_GOLDEN=1 and review it"
     assert text == path.read_text(encoding="utf-8")
+    assert max(len(line) for line in text.splitlines()) <= width
 
 
-def test_ceil_mode_shows_the_dropped_window():
-    text = render(*CASES["ceil_mode_drop"])
-    assert "⌈(5 + 2·1 − 1·(3−1) − 1)/3⌉ + 1 = 3" in text
+@pytest.mark.parametrize("width", [WIDE, NARROW])
+def test_ceil_mode_shows_the_dropped_window(width):
+    text = " ".join(render(*CASES["ceil_mode_drop"], width=width).split())
+    assert "⌈(5 + 2·1 − 1·(3−1) − 1)/3⌉ + 1 = 3, but window 3 would start in the padding" in text
     assert "so = 2" in text
+
+
+def test_narrow_console_moves_formulas_under_the_table_unbroken():
+    text = render(*CASES["lenet"], width=NARROW)
+    header = next(line for line in text.splitlines() if line.strip().startswith("#"))
+    assert "H_out" not in header and "stage" in header
+    assert "  0 H_out, W_out: ⌊(28 + 2·2 − 1·(5−1) − 1)/1⌋ + 1 = 28" in text
+    assert "  6 features:     16·5·5 = 400" in text
+    wide = render(*CASES["lenet"], width=WIDE)
+    assert "H_out" in next(line for line in wide.splitlines() if line.strip().startswith("#"))
 
 
 def test_record_matches_design_keys():
