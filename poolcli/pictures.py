@@ -99,12 +99,17 @@ def save_montage(source: str, image: Any, result: Any, options: Any) -> str:
     x = GAP
     for label, rgb in scaled:
         canvas.paste(Image.fromarray(rgb), (x, GAP + LABEL_HEIGHT))
-        draw.text((x, GAP // 2), label, fill="black")
+        draw.text((x, GAP // 2), _drawable(label), fill="black")
         x += rgb.shape[1] + GAP
     target = options.montage
     _make_folder(Path(target).parent)
     save_image(np.asarray(canvas).transpose(2, 0, 1)[None], target)
     return target
+
+
+def _drawable(label: str) -> str:
+    """Pillow's built-in font has no × or ↩ (they come out as boxes): their ASCII stand-ins."""
+    return label.replace("×", "x").replace("↩", "<-")
 
 
 def _make_folder(folder: Path) -> None:
