@@ -40,3 +40,21 @@ def test_readme_shows_every_pool_option():
         for option in param.opts:
             if option.startswith("--"):
                 assert re.search(re.escape(option) + r"\b", readme), f"README does not show {option}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["shape", "1x1x28x28", "--pipeline", "../examples/lenet.toml"],
+        ["explain", "--matrix", "0 1 2; 3 4 5; 6 7 8", "-S", "maxpool:2,s=1", "--only", "0,0"],
+    ],
+)
+def test_readme_examples_are_what_the_command_prints(invoke, monkeypatch, args):
+    """The README's untimed examples, run from sample_images/ at the README's 100 columns."""
+    monkeypatch.setenv("POOLCLI_WIDTH", "100")
+    monkeypatch.chdir(ROOT / "sample_images")
+    result = invoke(*args)
+    assert result.exit_code == 0, result.stderr
+    printed = "\n".join(line.rstrip() for line in result.stdout.splitlines())
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert printed in readme, "README example out of date: rerun it and paste the output"
