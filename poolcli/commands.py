@@ -344,7 +344,10 @@ def info_command(inputs: list[str], orient: bool, as_json: bool) -> int:
     from .images import read_header
 
     env = Environment(json=as_json)
-    table = Table("file", "format", "mode", "bits", "N×C×H×W", "frames", "orientation")
+    table = Table()
+    table.add_column("file", overflow="fold")
+    for name in ("format", "mode", "bits", "N×C×H×W", "frames", "orientation"):
+        table.add_column(name, no_wrap=True)
     failed = 0
     for path in inputs:
         try:
