@@ -29,10 +29,11 @@ class PoolcliError(Exception):
 
     exit_status: ExitStatus = ExitStatus.ERROR
 
-    def __init__(self, what: str, hint: str | None = None):
+    def __init__(self, what: str, hint: str | None = None, *, details: tuple[str, ...] = ()):
         super().__init__(what)
         self.what = what
         self.hint = hint
+        self.details = tuple(details)  # what a decoder said on the way (warnings, libtiff), for a --verbose
 
     def __str__(self) -> str:
         return f"{self.what} — {self.hint}" if self.hint else self.what

@@ -23,6 +23,8 @@ import secrets
 import stat
 import struct
 import sys
+import tempfile
+import threading
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
@@ -30,9 +32,9 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from .errors import InputError, OutputError, UsageError
+from .errors import InputError, OutputError, PoolcliError, UsageError
 
 DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own Image.MAX_IMAGE_PIXELS default
 IMAGE_FORMATS = frozenset({"png", "jpeg", "webp", "tiff", "bmp", "gif"})
@@ -61,7 +63,9 @@ _EIGHT_BIT_MODES = ("L", "LA", "RGB", "RGBA")
 _CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "I;16": 1, "I": 1, "F": 1,
              "LA;16": 2, "RGB;16": 3, "RGBA;16": 4}
 _PNG16_COLOUR_TYPES = {2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}  # IHDR colour types Pillow reads as 8 bits
-_REFUSED_FORMATS = {"EPS": "it would run Ghostscript"}
+# Formats whose decoding runs an external program, refused unless the variable says otherwise.
+_EXTERNAL_DECODERS = {"EPS": ("Ghostscript", "POOLCLI_ALLOW_GHOSTSCRIPT")}
+_MAX_STREAM_BYTES = 1 << 30  # stdin, pipes and devices are read whole; /dev/zero must not eat the memory
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _NPY_MAGIC = b"\x93NUMPY"
@@ -73,11 +77,12 @@ _SIGNATURES = (
 _ORIENTATION_TAG = 0x0112
 _MAXVALS = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}  # float pixels: 1.0
 
-# Everything Pillow (and zlib under it) raises for a truncated or corrupt file.
-_BAD_FILE_ERRORS = (
-    OSError, SyntaxError, ValueError, struct.error, EOFError, zlib.error,
-    Image.DecompressionBombError, MemoryError, IndexError, TypeError, KeyError,
-)
+# What Pillow (and zlib, libtiff, libjpeg under it) raises for truncated, corrupt or hostile files:
+# OSError, SyntaxError, ValueError, struct.error, EOFError, zlib.error, DecompressionBombError,
+# MemoryError, IndexError, TypeError, KeyError, and on odd files RuntimeError, ZeroDivisionError,
+# OverflowError, AttributeError... Decoders are third-party code fed hostile bytes, so every
+# Exception from them is a bad file (_bad_file classifies it); only poolcli's own errors pass.
+_BAD_FILE_ERRORS = (Exception,)
 _MATRIX_HINT = "write rows split by ';' and values by spaces or commas, like '0 1 2; 3 4 5', or '[[0, 1], [2, 3]]'"
 
 
@@ -222,8 +227,17 @@ def _source(src: str | os.PathLike | bytes, name: str | None, stdin: BinaryIO | 
     path = os.fspath(src)
     if path == "-":
         stream = stdin if stdin is not None else sys.stdin.buffer
-        return _memory_source(stream.read(), name or "-")
+        return _memory_source(_read_stream(stream, name or "-"), name or "-")
     return _file_source(path, name or path)
+
+
+def _read_stream(stream: BinaryIO, name: str) -> bytes:
+    """All of a stream, refusing more than _MAX_STREAM_BYTES (a device like /dev/zero never ends)."""
+    data = stream.read(_MAX_STREAM_BYTES + 1)
+    if len(data) > _MAX_STREAM_BYTES:
+        raise InputError(f"{name}: more than {_MAX_STREAM_BYTES >> 20:,} MiB from a stream",
+                         "save it to a file and give the file")
+    return data
 
 
 def _memory_source(data: bytes, name: str) -> _Source:
@@ -233,25 +247,45 @@ def _memory_source(data: bytes, name: str) -> _Source:
 
 
 def _file_source(path: str, name: str) -> _Source:
-    """Classify the ways a path can fail before any decoder sees it; a pipe (``<(cmd)``) is read whole."""
+    """Classify the ways a path can fail before any decoder sees it; a pipe (``<(cmd)``) is read whole.
+
+    The open is non-blocking so that a named pipe nobody writes to (a FIFO in a folder of images)
+    reads as empty instead of hanging; reads block again once it is open.
+    """
     try:
-        with open(path, "rb") as fp:
-            if stat.S_ISREG(os.fstat(fp.fileno()).st_mode):
-                head, data = fp.read(_HEAD_BYTES), None
-            else:
-                data = fp.read()
-                head = data[:_HEAD_BYTES]
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise InputError(f"{name}: No such file", "check the path") from None
+        broken_link = os.path.islink(path)
+        raise InputError(f"{name}: {'a broken symbolic link' if broken_link else 'No such file'}",
+                         "check the path") from None
     except IsADirectoryError:
-        raise InputError(f"{name}: is a folder", "give an image file, or -r to read a folder's images") from None
+        raise _is_a_folder(name) from None
     except PermissionError:
         raise InputError(f"{name}: permission denied", "check the file's permissions") from None
+    except OSError as exc:  # ELOOP (a symlink loop), ENXIO (a socket), ...
+        raise InputError(f"{name}: cannot read: {exc.strerror or exc}", "check the file") from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise _is_a_folder(name)
+        os.set_blocking(descriptor, True)
+        with open(descriptor, "rb", closefd=False) as fp:
+            if stat.S_ISREG(mode):
+                head, data = fp.read(_HEAD_BYTES), None
+            else:
+                data = _read_stream(fp, name)
+                head = data[:_HEAD_BYTES]
     except OSError as exc:
         raise InputError(f"{name}: cannot read: {exc.strerror or exc}", "check the file") from None
+    finally:
+        os.close(descriptor)
     if not head:
         raise InputError(f"{name}: empty file", "the file has zero bytes")
     return _Source(name, path, data, head)
+
+
+def _is_a_folder(name: str) -> InputError:
+    return InputError(f"{name}: is a folder", "give an image file, or -r to read a folder's images")
 
 
 def _kind(source: _Source) -> str:
@@ -265,34 +299,249 @@ def _kind(source: _Source) -> str:
     return "image"
 
 
+# ----------------------------------------------------------------------------- decoder noise
+
+
+class _DecodeLog:
+    """What the decoders said while one input was read: Python warnings ("Truncated File Read",
+    "Corrupt EXIF data", DecompressionBombWarning, torch's pickle notes), libtiff's messages and
+    whatever C code wrote to file descriptor 2. None of it is an error (a file that is really
+    bad raises); it is kept so that a failure's one line can say what the decoder saw."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.stderr_capture: BinaryIO | None = None  # fd 2 while decoding, read back on demand
+
+    def lines(self) -> list[str]:
+        """Every distinct message, in order, the captured fd-2 lines last."""
+        captured: list[str] = []
+        if self.stderr_capture is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.stderr_capture.seek(0)
+                raw = self.stderr_capture.read(64 * 1024)
+                captured = [line.strip() for line in raw.decode("utf-8", "replace").splitlines() if line.strip()]
+        return list(dict.fromkeys(self.messages + captured))
+
+    def detail(self, limit: int = 160) -> str:
+        """The first messages, shortened to fit the one line (how many more there were, if any)."""
+        lines = self.lines()
+        if not lines:
+            return ""
+        text = " ".join(lines[0].split())[:limit]
+        return text + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else "")
+
+
+_decode_logs = threading.local()  # .log: the _DecodeLog of the decode running in this thread
+_warning_capture_lock = threading.Lock()
+_warning_capture_depth = 0
+_warning_capture_saved: list = []  # [catch_warnings context, the showwarning it replaced]
+_stderr_capture_lock = threading.Lock()
+_QUIET_CATEGORIES = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
+
+
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence decoder warnings ("Truncated File Read", "Corrupt EXIF data", torch's pickle notes):
-    library code never prints, and a file that is really bad raises instead.
+def _quiet() -> Iterator[_DecodeLog]:
+    """Decode with nothing reaching the user's terminal; yields the log of what decoders said.
 
-    catch_warnings is not thread-safe; with worker threads the worst case is that the "ignore"
-    filter outlives the block, which only keeps more decoder warnings quiet.
+    - Python warnings are recorded into the decoding thread's log. catch_warnings is process
+      state, so one capture is installed for all threads at once (counted, restored by the
+      last one out); warnings from threads that are not decoding go to the old showwarning.
+    - libtiff prints straight to stderr from C (hundreds of lines for some broken TIFFs): its
+      error and warning handlers are replaced once, for good, by one that records (_libtiff).
+    - Anything else C code writes to fd 2 is captured by pointing fd 2 at a temporary file, only
+      in the main thread and when no other capture runs: with worker threads decoding, the main
+      thread prints the batch's own error lines and progress to fd 2, and those must not be lost.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    log = _DecodeLog()
+    enclosing = getattr(_decode_logs, "log", None)
+    _decode_logs.log = log
+    _libtiff.install()
+    _start_warning_capture()
+    try:
+        with _stderr_captured(log):
+            yield log
+    finally:
+        _stop_warning_capture()
+        _decode_logs.log = enclosing
+        if enclosing is not None:
+            enclosing.messages.extend(log.lines())
+
+
+def _start_warning_capture() -> None:
+    global _warning_capture_depth
+    with _warning_capture_lock:
+        if _warning_capture_depth == 0:
+            context = warnings.catch_warnings()
+            context.__enter__()
+            _warning_capture_saved[:] = [context, warnings.showwarning]
+            warnings.simplefilter("always")
+            warnings.showwarning = _record_warning
+        _warning_capture_depth += 1
+
+
+def _stop_warning_capture() -> None:
+    global _warning_capture_depth
+    with _warning_capture_lock:
+        _warning_capture_depth -= 1
+        if _warning_capture_depth == 0:
+            context, _ = _warning_capture_saved
+            _warning_capture_saved.clear()
+            context.__exit__(None, None, None)
+
+
+def _record_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    log = getattr(_decode_logs, "log", None)
+    if log is not None:
+        log.messages.append(f"{category.__name__}: {message}")
+    elif _warning_capture_saved and not issubclass(category, _QUIET_CATEGORIES):
+        _warning_capture_saved[1](message, category, filename, lineno, file, line)
+
+
+@contextlib.contextmanager
+def _stderr_captured(log: _DecodeLog) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread() or not _stderr_capture_lock.acquire(blocking=False):
         yield
+        return
+    try:
+        try:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            saved = os.dup(2)
+        except OSError:  # no fd 2 at all (a daemon): nothing can reach a terminal
+            yield
+            return
+        capture = tempfile.TemporaryFile()
+        try:
+            os.dup2(capture.fileno(), 2)
+            log.stderr_capture = capture
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                log.messages = log.lines()  # read back before the file goes
+                log.stderr_capture = None
+        finally:
+            os.close(saved)
+            capture.close()
+    finally:
+        _stderr_capture_lock.release()
 
 
-def _bad_file(source: _Source, exc: BaseException) -> InputError:
-    """The InputError for a decoder failure. Pillow reports a damaged file it cannot even open as
-    "cannot identify"; its signature tells a broken PNG from something that is no image at all."""
+class _LibtiffHandlers:
+    """libtiff's error and warning handlers, replaced through ctypes by one that records the message
+    into the decoding thread's log (outside a decode it is dropped). libtiff formats its messages
+    with a va_list, handed on to the C library's vsnprintf as the pointer it is passed as.
+
+    Pillow links libtiff dynamically; the loaded copy is found in /proc/self/maps (Linux) or next
+    to Pillow (its wheels bundle it). Where none is found, or ctypes fails, nothing changes and
+    only the fd-2 capture remains.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tried = False
+        self._keep: list = []  # the library handles and the callback, alive as long as the process
+
+    def install(self) -> None:
+        if self._tried:
+            return
+        with self._lock:
+            if not self._tried:
+                self._tried = True
+                with contextlib.suppress(Exception):
+                    self._install()
+
+    @property
+    def installed(self) -> bool:
+        return bool(self._keep)
+
+    def _install(self) -> None:
+        import ctypes
+        import ctypes.util
+
+        path = _libtiff_path()
+        libc_name = ctypes.util.find_library("c")
+        if path is None:
+            return
+        libtiff, libc = ctypes.CDLL(path), ctypes.CDLL(libc_name)
+        libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+        handler_type = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p)
+
+        def record(module: bytes | None, fmt: bytes | None, args: int | None) -> None:
+            try:
+                log = getattr(_decode_logs, "log", None)
+                if log is None or fmt is None:
+                    return
+                buffer = ctypes.create_string_buffer(512)
+                libc.vsnprintf(buffer, len(buffer), fmt, args)
+                text = buffer.value.decode("utf-8", "replace")
+                where = module.decode("utf-8", "replace") if module else ""
+                where = "" if where == "tempfile.tif" else where  # the name Pillow gives every file it hands libtiff
+                log.messages.append(f"libtiff: {where + ': ' if where else ''}{text}")
+            except BaseException:  # noqa: BLE001 - nothing may escape into C
+                pass
+
+        callback = handler_type(record)
+        for setter in (libtiff.TIFFSetErrorHandler, libtiff.TIFFSetWarningHandler):
+            setter.restype = ctypes.c_void_p
+            setter.argtypes = [handler_type]
+            setter(callback)
+        self._keep = [libtiff, libc, callback]
+
+
+def _libtiff_path() -> str | None:
+    from PIL import _imaging  # noqa: F401 - loads the libtiff Pillow uses
+
+    with contextlib.suppress(OSError):
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                path = line.split(maxsplit=5)[-1].strip()
+                if "libtiff" in os.path.basename(path) and os.path.exists(path):
+                    return path
+    import glob
+
+    import PIL
+
+    here = os.path.dirname(PIL.__file__)
+    for pattern in (os.path.join(here, ".dylibs", "libtiff*"), os.path.join(here, "..", "pillow.libs", "libtiff*")):
+        found = sorted(glob.glob(pattern))
+        if found:
+            return found[0]
+    return None
+
+
+_libtiff = _LibtiffHandlers()
+
+
+def _bad_file(source: _Source, exc: BaseException, log: _DecodeLog | None = None) -> InputError:
+    """The InputError for a decoder failure, whatever the decoder raised, with what it said.
+
+    Pillow reports a damaged file it cannot even open as "cannot identify"; its signature tells
+    a broken PNG from something that is no image at all. The decoder's own messages (libtiff's
+    "Decoding error at scanline 0", a warning) follow the exception in the one line; all of
+    them are in the error's details.
+    """
     name, signature = source.name, _signature_format(source.head)
+    details = tuple(log.lines()) if log is not None else ()
+    said = log.detail() if log is not None else ""
     if isinstance(exc, MemoryError):
-        return InputError(f"{name}: not enough memory to decode it", "lower --max-pixels or use a smaller image")
+        return InputError(f"{name}: not enough memory to decode it", "lower --max-pixels or use a smaller image",
+                          details=details)
+    if isinstance(exc, Image.DecompressionBombError):
+        return InputError(f"{name}: refused: a decompression bomb ({_reason(exc)})",
+                          "raise --max-pixels if you trust this file", details=details)
     if isinstance(exc, UnidentifiedImageError) and signature is None:
         return InputError(
             f"{name}: not an image Pillow or poolcli can read",
             "give a PNG, JPEG, WebP, TIFF, BMP or GIF image, or an .npy, .pt or .csv array",
+            details=details,
         )
     what = f"{signature} file" if signature else "file"
     reason = "Pillow cannot open it" if isinstance(exc, UnidentifiedImageError) else _reason(exc)
+    if said and said not in reason:
+        reason += f"; {said}"
     return InputError(f"{name}: truncated or corrupt {what} ({reason})",
-                      "the file may be damaged or incompletely written")
+                      "the file may be damaged or incompletely written", details=details)
 
 
 def _signature_format(head: bytes) -> str | None:
@@ -313,29 +562,44 @@ def _reason(exc: BaseException) -> str:
 
 def _picture_header(source: _Source, orient: bool) -> ImageHeader:
     _allow_any_size()
-    with source.open() as fp, _quiet():
+    with source.open() as fp, _quiet() as log:
         try:
             with Image.open(fp) as img:
                 png16 = _png16_mode(source.head)
                 mode = _header_mode(img, png16, source.name)
                 width, height = img.size
+                _check_size(width, height, source)
                 return ImageHeader(
                     source=source.name, format=img.format or "?", mode=mode, source_mode=png16 or img.mode,
                     width=width, height=height, channels=_CHANNELS[mode], bit_depth=_mode_bits(mode),
                     frames=getattr(img, "n_frames", 1), orientation=_orientation(img) if orient else None,
                 )
+        except PoolcliError:
+            raise
         except _BAD_FILE_ERRORS as exc:
-            raise _bad_file(source, exc) from None
+            raise _bad_file(source, exc, log) from None
 
 
 def _load_picture(source: _Source, *, orient: bool, all_frames: bool, max_pixels: int | None) -> ImageData:
+    """Decode in one go from a fresh file object: a failed decode ends here, so no image object is
+    ever loaded twice (a second load() of a truncated palette PNG raises odd TypeErrors)."""
     _allow_any_size()
-    with source.open() as fp, _quiet():
+    with source.open() as fp, _quiet() as log:
         try:
             with Image.open(fp) as img:
                 return _decode_picture(img, source, orient=orient, all_frames=all_frames, max_pixels=max_pixels)
+        except PoolcliError:
+            raise
         except _BAD_FILE_ERRORS as exc:
-            raise _bad_file(source, exc) from None
+            raise _bad_file(source, exc, log) from None
+
+
+def _check_size(width: int, height: int, source: _Source) -> None:
+    """A header that claims no pixels is a corrupt file, not a pipeline that reaches 0."""
+    if width < 1 or height < 1:
+        signature = _signature_format(source.head)
+        raise InputError(f"{source.name}: truncated or corrupt {signature + ' ' if signature else ''}file "
+                         f"(its header claims {width}×{height} pixels)", "the file may be damaged or incompletely written")
 
 
 def _allow_any_size() -> None:
@@ -347,14 +611,20 @@ def _decode_picture(img: Image.Image, source: _Source, *, orient: bool, all_fram
                     max_pixels: int | None) -> ImageData:
     name = source.name
     width, height = img.size
+    _check_size(width, height, source)
     if max_pixels and width * height > max_pixels:
         raise InputError(
             f"{name}: {width}×{height} = {width * height:,} pixels is over --max-pixels {max_pixels:,}",
             "raise --max-pixels if you trust this file",
         )
-    if img.format in _REFUSED_FORMATS:
-        raise InputError(f"{name}: refused: {img.format} ({_REFUSED_FORMATS[img.format]})", "convert it to PNG first")
+    _refuse_external_decoder(img, name)
     frame_count = getattr(img, "n_frames", 1)
+    if all_frames and max_pixels and width * height * frame_count > max_pixels:
+        raise InputError(
+            f"{name}: {frame_count} frames of {width}×{height} = {width * height * frame_count:,} pixels "
+            f"is over --max-pixels {max_pixels:,}",
+            "raise --max-pixels if you trust this file, or use --frames first",
+        )
     orientation = _orientation(img) if orient else None
     png16 = _png16_mode(source.head)
     if png16 and all_frames and frame_count > 1:
@@ -375,6 +645,18 @@ def _decode_picture(img: Image.Image, source: _Source, *, orient: bool, all_fram
         orientation_applied=orientation,
         frames=frame_count,
     )
+
+
+def _refuse_external_decoder(img: Image.Image, name: str) -> None:
+    """EPS/PS decode by running Ghostscript on the file: refused unless the user says so, as
+    ImageMagick's policy.xml does (a PostScript file is a program)."""
+    if img.format not in _EXTERNAL_DECODERS:
+        return
+    program, variable = _EXTERNAL_DECODERS[img.format]
+    if os.environ.get(variable, "") not in ("", "0"):
+        return
+    raise InputError(f"{name}: refused: decoding {img.format} runs {program}, an external program, on the file",
+                     f"set {variable}=1 if you trust the file, or convert it to PNG first")
 
 
 def _header_mode(img: Image.Image, png16: str | None, name: str) -> str:
@@ -429,8 +711,7 @@ def _nchw_from_nhwc(pixels: np.ndarray) -> np.ndarray:
 
 def _pillow_frames(img: Image.Image, all_frames: bool, name: str) -> tuple[np.ndarray, str]:
     """(N, H, W, C) pixels of the first frame or of every frame, in one common mode."""
-    frames = ImageSequence.Iterator(img) if all_frames else [img]
-    decoded = [_frame_pixels(frame, name) for frame in frames]
+    decoded = [_frame_pixels(frame, name) for frame in (_every_frame(img) if all_frames else [img])]
     modes = {mode for _, mode in decoded}
     mode = decoded[0][1]
     if len(modes) > 1:
@@ -442,6 +723,14 @@ def _pillow_frames(img: Image.Image, all_frames: bool, name: str) -> tuple[np.nd
     if len({pixels.shape[:2] for pixels, _ in decoded}) > 1:
         raise InputError(f"{name}: frames of different sizes", "use --frames first")
     return np.stack([pixels for pixels, _ in decoded]), mode
+
+
+def _every_frame(img: Image.Image) -> Iterator[Image.Image]:
+    """Each frame by seeking; unlike ImageSequence.Iterator a frame that fails to load is an error,
+    not the quiet end of a shorter animation."""
+    for index in range(getattr(img, "n_frames", 1)):
+        img.seek(index)
+        yield img
 
 
 def _frame_pixels(frame: Image.Image, name: str) -> tuple[np.ndarray, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -673,10 +674,20 @@ def test_unreadable_file(tmp_path):
         load_image(path)
 
 
-def test_eps_is_refused_before_ghostscript_could_run(tmp_path):
+def test_eps_is_refused_before_ghostscript_could_run(tmp_path, monkeypatch):
     Image.new("L", (4, 4)).save(tmp_path / "a.eps")
-    with pytest.raises(InputError, match="refused: EPS"):
+    monkeypatch.delenv("POOLCLI_ALLOW_GHOSTSCRIPT", raising=False)
+    with pytest.raises(InputError, match="refused: decoding EPS runs Ghostscript") as caught:
         load_image(tmp_path / "a.eps")
+    assert "POOLCLI_ALLOW_GHOSTSCRIPT=1" in caught.value.hint
+    assert read_header(tmp_path / "a.eps").shape == (1, 1, 4, 4)  # the header alone runs nothing
+
+
+@pytest.mark.skipif(shutil.which("gs") is None, reason="Ghostscript is not installed")
+def test_eps_loads_when_the_user_allows_ghostscript(tmp_path, monkeypatch):
+    Image.new("L", (4, 4), 200).save(tmp_path / "a.eps")
+    monkeypatch.setenv("POOLCLI_ALLOW_GHOSTSCRIPT", "1")
+    assert load_image(tmp_path / "a.eps").array.shape[1:] == (1, 4, 4)
 
 
 # ----------------------------------------------------------------------------- atomic writes
