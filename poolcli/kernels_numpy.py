@@ -528,11 +528,21 @@ def _pad_source(n: int, before: int, after: int, mode: str) -> np.ndarray:
     return i % n
 
 
+def _holds(dtype: np.dtype, value: float) -> bool:
+    """Whether an integer ``dtype`` represents ``value`` exactly."""
+    limits = np.iinfo(dtype)
+    return float(value).is_integer() and limits.min <= value <= limits.max
+
+
 def pad2d(x, padding_lrtb: tuple[int, int, int, int], mode: str, value: float = 0.0) -> np.ndarray:
     """``F.pad(x, (left, right, top, bottom), mode, value)`` on the last two dims, any mode.
 
     The input is copied once into the middle; the borders are filled from it (constant: ``value``).
+    An integer input whose dtype cannot hold ``value`` (0.5, −1 or 510 for uint8) is widened to
+    float32 first, as the torch engine does, instead of wrapping or raising OverflowError.
     """
+    if mode == "constant" and x.dtype.kind in "ui" and not _holds(x.dtype, value):
+        x = x.astype(np.float32)
     left, right, top, bottom = padding_lrtb
     n, c, h, w = x.shape
     out = _empty(x, (n, c, h + top + bottom, w + left + right), x.dtype)

@@ -72,10 +72,7 @@ def _maxunpool(stage: Any, x: np.ndarray, run: Any) -> np.ndarray:
 
 
 def _pad(stage: Any, x: np.ndarray, run: Any) -> np.ndarray:
-    value = stage.value * run.scale
-    if stage.mode == "constant" and x.dtype.kind != "f" and value != int(value):
-        x = x.astype(np.float32)
-    return _k().pad2d(x, stage.padding, stage.mode, value)
+    return _k().pad2d(x, stage.padding, stage.mode, stage.value * run.scale)  # widens uint8 for 0.5, −1, 2
 
 
 def _conv(stage: Any, x: np.ndarray, run: Any) -> np.ndarray:

@@ -281,6 +281,20 @@ def test_pad_equals_torch(x, lrtb, mode, value):
     exact(ours, reference)
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+@pytest.mark.parametrize("value", [-255.0, 510.0, 127.5, 65536.0, -1.0])
+def test_pad_widens_integers_to_float32_for_a_fill_they_cannot_hold(dtype, value):
+    """uint8 padded with −1, 2 or 0.5 (in [0, 1] units: −255, 510, 127.5) becomes float32, as the torch
+    engine widens ``x.float()`` before ``F.pad``; no wrap-around, no OverflowError."""
+    x = np.random.default_rng(0).integers(0, 256, (1, 3, 4, 5)).astype(dtype)
+    x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    holds = float(value).is_integer() and 0 <= value <= np.iinfo(dtype).max
+    reference = F.pad(torch.from_numpy(x.astype(np.int32 if holds else np.float32)), (1, 2, 0, 1), value=value)
+    ours = K.pad2d(x, (1, 2, 0, 1), "constant", value)
+    assert ours.dtype == (np.dtype(dtype) if holds else np.float32) and same_layout(ours, x)
+    exact(ours.astype(reference.numpy().dtype), reference)
+
+
 # ------------------------------------------------------------------------------------------ conv
 
 
