@@ -301,6 +301,7 @@ class Stage:
     dtype_policy: ClassVar[str] = "float"  # "native": integer dtype ok; "float": scaled floats; "unit": values in [0,1]
     local: ClassVar[bool] = True  # output pixels depend on a bounded input window
     label_defaults: ClassVar[dict[str, Any]] = {}  # values the label leaves out besides the defaults
+    label_first: ClassVar[tuple[str, ...]] = ()  # parameters the label names before the rest
 
     @classmethod
     def create(cls, values: dict[str, Any]) -> "Stage":
@@ -345,7 +346,8 @@ class Stage:
     def label(self) -> str:
         """The compact spec that recreates this stage, for the table: ``maxpool:k=2x2,s=2x2``."""
         parts = []
-        for f in fields(self):  # type: ignore[arg-type]
+        ordered = sorted(fields(self), key=lambda f: f.name not in self.label_first)  # type: ignore[arg-type]
+        for f in ordered:
             value = getattr(self, f.name)
             if value == f.default or value is None or value == self.label_defaults.get(f.name, f.default):
                 continue
@@ -1090,6 +1092,7 @@ class Linear(Stage):
     torch_names: ClassVar[tuple[str, ...]] = ("Linear",)
     args: ClassVar[tuple[str, ...]] = ("in_features", "out_features", "bias")
     compact_args: ClassVar[tuple[str, ...]] = ("out_features", "seed")
+    label_first: ClassVar[tuple[str, ...]] = ("in_features",)
     converters: ClassVar[dict] = {
         "out_features": to_int(1),
         "in_features": to_optional(to_int(1)),
@@ -1173,6 +1176,7 @@ class Conv(Stage):
         "bias", "padding_mode",
     )
     compact_args: ClassVar[tuple[str, ...]] = ("filter",)
+    label_first: ClassVar[tuple[str, ...]] = ("in_channels", "out_channels", "kernel_size")
     torch_presets: ClassVar[dict[str, dict[str, Any]]] = {"Conv2d": {"bias": True}}
     converters: ClassVar[dict] = {
         "filter": lambda v: _filter_name(v),
