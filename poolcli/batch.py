@@ -50,6 +50,8 @@ class ProcessOptions:
     engine: str = "auto"
     workers: int | None = None
     batch_size: int = 16
+    memory: Any = None  # --memory: "2G", "512M" or bytes; None: half of the RAM available
+    tile: tuple[int, int] | None = None  # force tiled runs at this output tile size (library, tests)
 
 
 @dataclass
@@ -75,6 +77,7 @@ class Outcome:
     engine: str | None = None
     exception: PoolcliError | None = None
     megapixels: float = 0.0
+    execution: dict[str, Any] | None = None  # tiling.Execution.record(): whole or tiled, and why
 
 
 # --------------------------------------------------------------------------- discovery
@@ -199,12 +202,16 @@ class Decoded:
     image: Any = None
     plan: Plan | None = None
     outcome: Outcome | None = None  # set when decoding failed or the input was skipped
+    execution: Any = None  # tiling.Execution: whole-image or tiled, from the memory estimate
 
     @property
     def group_key(self) -> tuple:
-        """Images that can share one batch tensor: same shape, dtype, scale and alpha handling."""
+        """Images that can share one batch tensor: same shape, dtype, scale and alpha handling.
+        A tiled image runs alone (its mode is part of the key, and no other input has it twice)."""
         image = self.image
-        return (image.array.shape, image.array.dtype.str, image.maxval, image.has_alpha, image.is_array, image.bit_depth)
+        mode = self.execution.mode if self.execution is not None else "whole"
+        alone = id(self) if mode == "tiled" else None
+        return (image.array.shape, image.array.dtype.str, image.maxval, image.has_alpha, image.is_array, image.bit_depth, mode, alone)
 
 
 class Processor:
@@ -215,10 +222,44 @@ class Processor:
     """
 
     def __init__(self, pipeline: Pipeline, options: ProcessOptions):
+        from .tiling import default_memory_budget, parse_memory_size
+
         self.pipeline = pipeline
         self.options = options
         self.plans: dict[tuple[int, ...], Plan] = {}
+        self.executions: dict[tuple, Any] = {}
+        self.budget = parse_memory_size(options.memory) if options.memory is not None else default_memory_budget()
+        self.largest_resident = 0  # the biggest per-input estimate seen: bounds how many are in flight
         self._lock = threading.Lock()
+
+    @property
+    def keep_stages(self) -> bool:
+        return bool(self.options.save_stages or self.options.montage)
+
+    def execution_for(self, plan: Plan, input_itemsize: int, fmt: str, name: str) -> Any:
+        """Whole-image or tiled for this plan, from its memory estimate and ``--memory`` (once per
+        shape); a tiled plan gets a note under its table. Raises MemoryBudgetError before any
+        pixel is decoded when even tiled the input cannot fit."""
+        from .tiling import choose_execution
+
+        key = (plan.input_shape, input_itemsize, fmt)
+        with self._lock:
+            if key not in self.executions:
+                execution = choose_execution(
+                    plan, budget=self.budget, input_itemsize=input_itemsize,
+                    output_itemsize=_output_itemsize(fmt, input_itemsize), keep_stages=self.keep_stages,
+                    tile=self.options.tile, name=name,
+                )
+                if execution.mode == "tiled" and execution.note() not in plan.notes:
+                    plan.notes.append(execution.note())
+                self.executions[key] = execution
+                self.largest_resident = max(self.largest_resident, execution.resident_bytes)
+            return self.executions[key]
+
+    def inputs_in_memory(self) -> int:
+        """How many inputs may be decoded or waiting at once within ``--memory`` (1 until one is seen)."""
+        with self._lock:
+            return max(1, self.budget // self.largest_resident) if self.largest_resident else 1
 
     def plan_for(self, shape: tuple[int, ...], fmt: str) -> Plan:
         shape = tuple(int(d) for d in shape)
@@ -246,38 +287,119 @@ class Processor:
             if item.path != "-":
                 header = read_header(item.path, orient=options.orient)
                 frames = header.frames if options.frames == "all" else 1
-                self.plan_for((frames, *header.shape[1:]), fmt)
+                plan = self.plan_for((frames, *header.shape[1:]), fmt)
+                self.execution_for(plan, _itemsize(header.bit_depth), fmt, item.path)
             image = self._load(item, stdin)
             plan = self.plan_for(image.array.shape, fmt)
+            execution = self.execution_for(plan, image.array.dtype.itemsize, fmt, item.path)
         except PoolcliError as exc:
             return Decoded(item, out, outcome=_failed(item, exc))
-        return Decoded(item, out, image, plan)
+        return Decoded(item, out, image, plan, execution=execution)
 
     def compute(self, group: list[Decoded]) -> list[tuple[Decoded, Any]]:
-        """Run the pipeline once on the stacked group; returns each input with its result view."""
+        """Run the pipeline once on the stacked group; returns each input with its result view,
+        or with the PoolcliError that stopped it.
+
+        The one place that decides how pixels are computed: a group whose stacked estimate is
+        over ``--memory`` is split; an image planned tiled runs tile by tile; an out-of-memory
+        (CUDA's or the host's) splits the group and retries, and an image that fails alone is
+        retried tiled where its stages allow, then reported in one line.
+        """
+        if len(group) > 1 and not self._fits_stacked(group):
+            return self._split(group)
+        try:
+            return self._compute(group)
+        except Exception as exc:  # noqa: BLE001 — only out-of-memory is handled; the rest re-raised
+            from .engine import is_out_of_memory, release_device_memory
+
+            if not is_out_of_memory(exc):
+                raise
+            del exc  # its traceback holds the tensors that ran out
+            release_device_memory(self.options.device)
+            if len(group) > 1:
+                return self._split(group)
+            return [(group[0], self._retry_tiled(group[0]))]
+
+    def _split(self, group: list[Decoded]) -> list[tuple[Decoded, Any]]:
+        half = len(group) // 2
+        return self.compute(group[:half]) + self.compute(group[half:])
+
+    def _fits_stacked(self, group: list[Decoded]) -> bool:
+        from .tiling import whole_image_bytes
+
+        first = group[0]
+        shape = (sum(len(d.image.array) for d in group), *first.image.array.shape[1:])
+        itemsize = first.image.array.dtype.itemsize
+        fmt = self.output_format(first.out)
+        estimate = whole_image_bytes(
+            self.pipeline.plan(shape), itemsize, _output_itemsize(fmt, itemsize), stacked=len(group),
+            keep_stages=self.keep_stages,
+        )
+        return estimate <= self.budget
+
+    def _compute(self, group: list[Decoded]) -> list[tuple[Decoded, Any]]:
         import numpy as np
 
-        from .engine import run_pipeline
+        from .engine import run_pipeline, run_tiled
 
         options = self.options
         first = group[0]
-        array = first.image.array if len(group) == 1 else np.concatenate([d.image.array for d in group])
-        plan = first.plan if len(group) == 1 else self.pipeline.plan(array.shape)
-        result = run_pipeline(
-            self.pipeline,
-            array,
+        common = dict(
             maxval=first.image.maxval,
             raw_scale=options.raw_scale,
             premultiply=first.image.has_alpha and not first.image.is_array and options.alpha == "premultiply",
             device=options.device,
             engine=options.engine,
             seed=options.seed,
-            plan=plan,
-            keep_stages=bool(options.save_stages or options.montage),
         )
+        if len(group) == 1 and first.execution is not None and first.execution.mode == "tiled":
+            fmt = self.output_format(first.out)
+            result = run_tiled(
+                self.pipeline, first.image.array, first.execution.tile, plan=first.plan,
+                bit_depth=_output_depth(first.image, fmt), normalize=options.normalize, **common,
+            )
+            return [(first, result)]
+        array = first.image.array if len(group) == 1 else np.concatenate([d.image.array for d in group])
+        plan = first.plan if len(group) == 1 else self.pipeline.plan(array.shape)
+        result = run_pipeline(self.pipeline, array, plan=plan, keep_stages=self.keep_stages, **common)
         if len(group) == 1:
             return [(first, result)]
         return [(decoded, result.slice(i)) for i, decoded in enumerate(group)]
+
+    def _retry_tiled(self, decoded: Decoded) -> Any:
+        """After an out-of-memory on one whole image: tiled at a quarter of its estimate, where its
+        stages allow; otherwise (or when that runs out too) the one-line error."""
+        from .engine import is_out_of_memory, release_device_memory
+        from .tiling import MemoryBudgetError, choose_execution, format_bytes, tiling_obstacle
+
+        plan, execution = decoded.plan, decoded.execution
+        device = self.options.device
+        shape = "×".join(map(str, plan.input_shape))
+        estimate = f" (estimate {format_bytes(execution.estimate_bytes)})" if execution is not None else ""
+        error = MemoryBudgetError(
+            f"{decoded.item.path}: out of memory on {device} running {shape}{estimate}",
+            "use --device cpu, a smaller --batch-size or --memory" if device.startswith("cuda") else "give a smaller --memory so it runs tiled",
+        )
+        if (execution is not None and execution.mode == "tiled") or tiling_obstacle(plan) is not None or self.keep_stages:
+            return error
+        itemsize = decoded.image.array.dtype.itemsize
+        fmt = self.output_format(decoded.out)
+        try:
+            decoded.execution = choose_execution(
+                plan, budget=max((execution.estimate_bytes if execution else self.budget) // 4, 1 << 20),
+                input_itemsize=itemsize, output_itemsize=_output_itemsize(fmt, itemsize), name=decoded.item.path,
+            )
+            if decoded.execution.mode == "whole":
+                return error
+            [(_, result)] = self._compute([decoded])
+            return result
+        except MemoryBudgetError:
+            return error
+        except Exception as again:  # noqa: BLE001
+            if not is_out_of_memory(again):
+                raise
+            release_device_memory(device)
+            return error
 
     def encode(self, decoded: Decoded, result: Any, stdout: Any = None) -> Outcome:
         """Write one output (atomically) and its stage pictures; failures become the outcome."""
@@ -288,11 +410,19 @@ class Processor:
             self._save_stages(item, image, result)
         except PoolcliError as exc:
             return _failed(item, exc)
+        except Exception as exc:  # noqa: BLE001 — a CUDA result runs out while it is normalized
+            from .engine import is_out_of_memory
+            from .tiling import MemoryBudgetError
+
+            if not is_out_of_memory(exc):
+                raise
+            return _failed(item, MemoryBudgetError(f"{item.path}: out of memory on {result.device} writing the output", "use --device cpu or a smaller --batch-size"))
         shape = decoded.plan.input_shape
         seconds = [s / result.batch_size for s in result.seconds]
         return Outcome(
             item.path, out, "ok", None, result.device, decoded.plan, seconds, normalize, engine=result.engine,
             megapixels=shape[0] * shape[-1] * shape[-2] / 1e6,
+            execution=decoded.execution.record() if decoded.execution is not None else None,
         )
 
     def process(self, item: InputItem, out: str, stdin: Any = None, stdout: Any = None) -> Outcome:
@@ -304,6 +434,8 @@ class Processor:
             [(decoded, result)] = self.compute([decoded])
         except PoolcliError as exc:
             return _failed(item, exc)
+        if isinstance(result, PoolcliError):
+            return _failed(item, result)
         return self.encode(decoded, result, stdout)
 
     def _load(self, item: InputItem, stdin: Any) -> Any:
@@ -327,10 +459,10 @@ class Processor:
         if out != "-":
             _make_parent(out)
         try:
-            if fmt in ARRAY_FORMATS:
+            bit_depth = _output_depth(image, fmt)
+            if bit_depth is None:
                 save_image(result.values(), dest, format=fmt)
                 return None
-            bit_depth = 16 if image.bit_depth == 16 and fmt in SIXTEEN_BIT_FORMATS else 8
             quantized = quantize(result, bit_depth, options.normalize)
             save_image(
                 quantized.array, dest, format=fmt, bit_depth=bit_depth,
@@ -349,6 +481,26 @@ class Processor:
             save_stage_pictures(item.path, image, result, self.options)
         if self.options.montage:
             save_montage(item.path, image, result, self.options)
+
+
+def _output_depth(image: Any, fmt: str) -> int | None:
+    """The bit depth an output is quantized to: 16 for a 16-bit input written as PNG/TIFF, else 8;
+    None for array formats, which hold the exact floats."""
+    if fmt in ARRAY_FORMATS:
+        return None
+    return 16 if image.bit_depth == 16 and fmt in SIXTEEN_BIT_FORMATS else 8
+
+
+def _output_itemsize(fmt: str, input_itemsize: int) -> int:
+    """Bytes per output element: float32 for arrays, 2 for 16-bit pictures, else 1."""
+    if fmt in ARRAY_FORMATS:
+        return 4
+    return 2 if input_itemsize == 2 and fmt in SIXTEEN_BIT_FORMATS else 1
+
+
+def _itemsize(bit_depth: int) -> int:
+    """Bytes per decoded element for a header's bit depth (8 → uint8, 16 → uint16, else float32)."""
+    return {8: 1, 16: 2}.get(bit_depth, 4)
 
 
 def _failed(item: InputItem, exc: PoolcliError) -> Outcome:
@@ -478,14 +630,16 @@ def _run_pipelined(processor: Processor, pairs: list[tuple[InputItem, str]], opt
         future.set_result(outcome)
         return future
 
-    def emit_ready(everything: bool) -> None:
+    def emit_ready(everything: bool, limit: int = encode_limit) -> None:
         nonlocal stop
-        while encoding and (everything or len(encoding) > encode_limit or encoding[0].done()):
+        while encoding and (everything or len(encoding) > limit or encoding[0].done()):
             stop = emit(encoding.popleft().result()) or stop
 
     try:
         while not stop:
-            while len(decoding) < decode_ahead:
+            in_memory = processor.inputs_in_memory()
+            waiting = sum(1 for future in encoding if not future.done())
+            while len(decoding) < max(1, min(decode_ahead, in_memory - waiting)):
                 pair = next(pending, None)
                 if pair is None:
                     break
@@ -500,12 +654,15 @@ def _run_pipelined(processor: Processor, pairs: list[tuple[InputItem, str]], opt
                 try:
                     results = processor.compute(group)
                 except PoolcliError as exc:
-                    encoding.extend(settled(_failed(decoded.item, exc)) for decoded in group)
-                    failed = True
-                else:
-                    encoding.extend(pool.submit(processor.encode, decoded, result) for decoded, result in results)
-                    failed = False
-            emit_ready(everything=failed and options.fail_fast)
+                    results = [(decoded, exc) for decoded in group]
+                failed = False
+                for decoded, result in results:
+                    if isinstance(result, PoolcliError):
+                        encoding.append(settled(_failed(decoded.item, result)))
+                        failed = True
+                    else:
+                        encoding.append(pool.submit(processor.encode, decoded, result))
+            emit_ready(everything=failed and options.fail_fast, limit=max(1, min(encode_limit, processor.inputs_in_memory())))
         emit_ready(everything=True)
     finally:
         for future in decoding:

@@ -111,6 +111,8 @@ class TorchBackend:
             array = array.astype(np.int32)
         elif array.dtype not in (np.uint8, np.int32, np.float32):
             array = array.astype(np.float32)
+        if self.device.startswith("cuda"):
+            array = np.ascontiguousarray(array)  # a tile is a strided view; pinned memory wants one block
         tensor = self.torch.from_numpy(array)
         if self.device.startswith("cuda"):
             tensor = tensor.pin_memory().to(self.device, non_blocking=True)
@@ -137,11 +139,16 @@ class TorchBackend:
     def to_numpy(self, x: Any) -> np.ndarray:
         return x.detach().to("cpu").numpy()
 
-    def stretch(self, unit: Any) -> Any:
-        """Min–max per image (each N) to [0, 1]; a constant image becomes 0."""
+    def extremes(self, unit: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Per image (each N): the minimum and maximum, as float32 numpy arrays of shape (N, 1, 1, 1)."""
         flat = unit.reshape(unit.shape[0], -1)
         shape = (-1,) + (1,) * (unit.dim() - 1)
-        low, high = flat.amin(1).view(shape), flat.amax(1).view(shape)
+        return self.to_numpy(flat.amin(1).view(shape)), self.to_numpy(flat.amax(1).view(shape))
+
+    def stretch(self, unit: Any, extremes: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
+        """Min–max per image (each N) to [0, 1]; a constant image becomes 0. ``extremes`` (from
+        ``extremes``, maybe gathered over tiles) replaces the image's own."""
+        low, high = (self.torch.from_numpy(np.ascontiguousarray(e)).to(unit.device) for e in (extremes or self.extremes(unit)))
         return (unit - low) / self.torch.where(high > low, high - low, self.torch.ones_like(high))
 
     def synchronize(self) -> None:
@@ -183,10 +190,15 @@ class NumpyBackend:
     def to_numpy(self, x: np.ndarray) -> np.ndarray:
         return x
 
-    def stretch(self, unit: np.ndarray) -> np.ndarray:
-        """Min–max per image (each N) to [0, 1]; a constant image becomes 0."""
+    def extremes(self, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per image (each N): the minimum and maximum, shape (N, 1, 1, 1)."""
         axes = tuple(range(1, unit.ndim))
-        low, high = unit.min(axis=axes, keepdims=True), unit.max(axis=axes, keepdims=True)
+        return unit.min(axis=axes, keepdims=True), unit.max(axis=axes, keepdims=True)
+
+    def stretch(self, unit: np.ndarray, extremes: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Min–max per image (each N) to [0, 1]; a constant image becomes 0. ``extremes`` (from
+        ``extremes``, maybe gathered over tiles) replaces the image's own."""
+        low, high = extremes or self.extremes(unit)
         return ((unit - low) / np.where(high > low, high - low, 1)).astype(np.float32)
 
     def synchronize(self) -> None:
@@ -241,6 +253,7 @@ class RunResult:
     backend: Any
     stage_outputs: list[Any] = field(default_factory=list)
     batch_size: int = 1  # how many inputs shared this run (its seconds cover all of them)
+    quantized: "Quantized | None" = None  # set by a tiled run, which quantizes tile by tile
 
     @property
     def engine(self) -> str:
@@ -256,6 +269,7 @@ class RunResult:
         return RunResult(
             self.data[part], self.scale, self.value_max, self.seconds, self.device, self.plan, self.backend,
             [(data[part], scale) for data, scale in self.stage_outputs], len(self.data),
+            None if self.quantized is None else Quantized(self.quantized.array[part], self.quantized.normalize),
         )
 
 
@@ -285,13 +299,22 @@ def run_pipeline(
     plan = plan or pipeline.plan(array.shape)
     device = resolve_device(device)
     backend = backend_for(choose_engine(engine, device, pipeline), device)
-    x = backend.upload(array)
     scale = 1.0 if raw_scale else float(maxval)
     value_max = float(maxval) if raw_scale else 1.0
     run = Run(plan, seed, scale)
-    seconds: list[float] = []
-    outputs: list[Any] = []
-    for stage_plan in plan.stages:
+    seconds = [0.0] * len(plan.stages)
+    outputs: list[Any] = [] if keep_stages else None  # type: ignore[assignment]
+    x = _run_stages(backend, plan, backend.upload(array), run, premultiply, seconds, outputs=outputs)
+    return RunResult(x, run.scale, value_max, seconds, device, plan, backend, outputs or [], len(array))
+
+
+def _run_stages(
+    backend: Any, plan: Plan, x: Any, run: Run, premultiply: bool, seconds: list[float],
+    crops: Any = None, outputs: list[Any] | None = None,
+) -> Any:
+    """Every stage in turn on ``x``, adding each one's time to ``seconds``; ``crops`` (a tile's,
+    from tiling.TileRegion) keeps only the outputs the next stage's tile needs."""
+    for position, stage_plan in enumerate(plan.stages):
         stage = stage_plan.stage
         run.index = stage_plan.index
         start = time.perf_counter()
@@ -302,12 +325,15 @@ def run_pipeline(
         y = backend.apply(stage, x, run)
         if alpha and y.shape[1] == x.shape[1]:
             y = _unpremultiply(backend, y, run.scale)
+        if crops is not None:
+            (r0, r1), (c0, c1) = crops[position]
+            y = y[..., r0:r1, c0:c1]
         backend.synchronize()
-        seconds.append(time.perf_counter() - start)
+        seconds[position] += time.perf_counter() - start
         x = y
-        if keep_stages:
+        if outputs is not None:
             outputs.append((x, run.scale))
-    return RunResult(x, run.scale, value_max, seconds, device, plan, backend, outputs, len(array))
+    return x
 
 
 def _prepare(backend: Any, x: Any, scale: float, policy: str) -> tuple[Any, float]:
@@ -343,38 +369,182 @@ class Quantized:
     normalize: str  # "none", "clip", "minmax", "abs" or "auto → minmax"
 
 
-def quantize(
-    result: RunResult, bit_depth: int, normalize: str = "auto", stage: tuple[Any, float] | None = None
-) -> Quantized:
-    """Bring the output (or a ``stage`` output, (data, scale)) into the image's range and round
-    it to ``bit_depth`` integers.
+class Quantizer:
+    """Float outputs → image integers, by ``--normalize``, for a whole output or tile by tile.
 
     ``auto`` keeps values already in range and stretches others min–max per image; ``clip``
     clips; ``minmax`` always stretches; ``abs`` takes magnitudes then clips (edge maps).
     Integer outputs of range-preserving stages (max pooling of uint8) are written as they are.
-    Rounding is half to even, as torch.round and numpy.rint, so both engines agree.
+    Rounding is half to even, as torch.round and numpy.rint, so both engines agree. A tiled run
+    calls ``convert`` per tile with the extremes gathered over all of them, so tiles and the
+    whole image give the same integers.
     """
-    if normalize not in NORMALIZE_MODES:
-        raise UsageError(f"--normalize {normalize!r}", f"use one of {', '.join(NORMALIZE_MODES)}")
-    backend = result.backend
+
+    def __init__(self, backend: Any, bit_depth: int, normalize: str, value_max: float):
+        if normalize not in NORMALIZE_MODES:
+            raise UsageError(f"--normalize {normalize!r}", f"use one of {', '.join(NORMALIZE_MODES)}")
+        self.backend = backend
+        self.normalize = normalize
+        self.value_max = value_max
+        self.out_max = 255 if bit_depth <= 8 else 65535
+        self.dtype = np.uint8 if bit_depth <= 8 else np.uint16
+
+    def passes_through(self, data: Any, scale: float) -> bool:
+        """Integer data already in the output's range: written as it is, nothing to normalize."""
+        return (
+            not self.backend.is_float(data) and scale * self.value_max == self.out_max
+            and self.normalize in ("auto", "clip")
+        )
+
+    def unit(self, data: Any, scale: float) -> Any:
+        return _values(self.backend, data, scale) / self.value_max
+
+    def integers(self, data: Any) -> np.ndarray:
+        array = self.backend.to_numpy(data)
+        return array if array.dtype == self.dtype else np.clip(array, 0, self.out_max).astype(self.dtype)
+
+    def convert(self, unit: Any, applied: str, extremes: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """``unit`` values as integers, the way ``applied`` says ("none", "clip", "abs" or a stretch)."""
+        backend = self.backend
+        if applied in ("minmax", "auto → minmax"):
+            unit = backend.stretch(unit, extremes)
+        elif applied == "abs":
+            unit = abs(unit)
+        scaled = backend.round(unit.clip(0, 1) * self.out_max)
+        return backend.to_numpy(scaled).astype(self.dtype)
+
+
+def in_unit_range(low: float, high: float) -> bool:
+    """``auto`` keeps an output whose values all lie in [0, 1] (NaN anywhere: stretch)."""
+    return bool(low >= 0 and high <= 1)
+
+
+def quantize(
+    result: RunResult, bit_depth: int, normalize: str = "auto", stage: tuple[Any, float] | None = None
+) -> Quantized:
+    """Bring the output (or a ``stage`` output, (data, scale)) into the image's range and round
+    it to ``bit_depth`` integers; see ``Quantizer`` for the modes. A tiled run's output arrives
+    quantized already.
+    """
+    quantizer = Quantizer(result.backend, bit_depth, normalize, result.value_max)
+    if stage is None and result.quantized is not None:
+        return result.quantized
     data, scale = stage if stage is not None else (result.data, result.scale)
-    out_max = 255 if bit_depth <= 8 else 65535
-    dtype = np.uint8 if bit_depth <= 8 else np.uint16
-    if not backend.is_float(data) and scale * result.value_max == out_max and normalize in ("auto", "clip"):
-        array = backend.to_numpy(data)
-        if array.dtype != dtype:
-            array = np.clip(array, 0, out_max).astype(dtype)
-        return Quantized(array, "none")
-    unit = _values(backend, data, scale) / result.value_max
+    if quantizer.passes_through(data, scale):
+        return Quantized(quantizer.integers(data), "none")
+    unit = quantizer.unit(data, scale)
     applied = normalize
     if normalize == "auto":
-        low, high = float(unit.min()), float(unit.max())
-        applied = "none" if low >= 0 and high <= 1 else "auto → minmax"
-        if applied != "none":
-            unit = backend.stretch(unit)
-    elif normalize == "minmax":
-        unit = backend.stretch(unit)
-    elif normalize == "abs":
-        unit = abs(unit)
-    scaled = backend.round(unit.clip(0, 1) * out_max)
-    return Quantized(backend.to_numpy(scaled).astype(dtype), applied)
+        applied = "none" if in_unit_range(float(unit.min()), float(unit.max())) else "auto → minmax"
+    return Quantized(quantizer.convert(unit, applied), applied)
+
+
+# --------------------------------------------------------------------------- tiled runs
+
+
+def run_tiled(
+    pipeline: Pipeline,
+    array: np.ndarray,
+    tile: tuple[int, int],
+    *,
+    bit_depth: int | None,
+    normalize: str = "auto",
+    maxval: float = 1.0,
+    raw_scale: bool = False,
+    premultiply: bool = False,
+    device: str = "cpu",
+    engine: str = "auto",
+    seed: int = 0,
+    plan: Plan | None = None,
+) -> RunResult:
+    """Run ``pipeline`` tile by tile (output tiles of at most ``tile``), each from the input
+    region it needs (tiling.tile_region), converted to float per tile and written into one
+    uint8/uint16 output (``bit_depth`` 8/16) or, for arrays (``bit_depth`` None), float32.
+
+    Same numbers as ``run_pipeline`` then ``quantize``. ``auto`` is optimistic: tiles are
+    written as in range while their minimum and maximum are gathered; only an output that
+    left [0, 1] is computed a second time, stretched by the extremes of the whole image.
+    ``minmax`` always takes the two passes; ``clip``, ``abs`` and integer outputs one.
+    """
+    from .tiling import tile_regions
+
+    plan = plan or pipeline.plan(array.shape)
+    device = resolve_device(device)
+    backend = backend_for(choose_engine(engine, device, pipeline), device)
+    scale = 1.0 if raw_scale else float(maxval)
+    value_max = float(maxval) if raw_scale else 1.0
+    regions = tile_regions(plan, tile)
+    seconds = [0.0] * len(plan.stages)
+
+    def tiles():
+        for region in regions:
+            (r0, r1), (c0, c1) = region.input_rows, region.input_cols
+            run = Run(plan, seed, scale)
+            x = backend.upload(array[..., r0:r1, c0:c1])
+            y = _run_stages(backend, plan, x, run, premultiply, seconds, crops=region.crops)
+            yield region, y, run.scale
+
+    def place(out: np.ndarray, region: Any, values: np.ndarray) -> None:
+        (r0, r1), (c0, c1) = region.output_rows, region.output_cols
+        out[..., r0:r1, c0:c1] = values
+
+    shape = plan.output_shape
+    if bit_depth is None:
+        out = np.empty(shape, np.float32)
+        for region, y, y_scale in tiles():
+            place(out, region, backend.to_numpy(_values(backend, y, y_scale)))
+        return RunResult(out, 1.0, value_max, seconds, device, plan, NumpyBackend(), [], len(array))
+
+    quantizer = Quantizer(backend, bit_depth, normalize, value_max)
+    out = np.empty(shape, quantizer.dtype)
+    low = high = None
+    applied = {"auto": "none", "clip": "clip", "abs": "abs", "minmax": "minmax"}[normalize]
+    for region, y, y_scale in tiles():
+        if quantizer.passes_through(y, y_scale):
+            place(out, region, quantizer.integers(y))
+            applied = "none"
+            continue
+        unit = quantizer.unit(y, y_scale)
+        if normalize in ("auto", "minmax"):
+            tile_low, tile_high = backend.extremes(unit)
+            low = tile_low if low is None else np.minimum(low, tile_low)
+            high = tile_high if high is None else np.maximum(high, tile_high)
+        if normalize != "minmax":
+            place(out, region, quantizer.convert(unit, applied))
+    stretch = normalize == "minmax" or (
+        normalize == "auto" and low is not None and not in_unit_range(float(low.min()), float(high.max()))
+    )
+    if stretch:
+        applied = "minmax" if normalize == "minmax" else "auto → minmax"
+        for region, y, y_scale in tiles():
+            place(out, region, quantizer.convert(quantizer.unit(y, y_scale), applied, (low, high)))
+    result = RunResult(out, 1.0, value_max, seconds, device, plan, NumpyBackend(), [], len(array))
+    result.quantized = Quantized(out, applied)
+    return result
+
+
+# --------------------------------------------------------------------------- out of memory
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's out-of-memory (torch.cuda.OutOfMemoryError) or the host's (MemoryError, numpy's
+    _ArrayMemoryError); torch is looked at only when something already imported it."""
+    if isinstance(exc, MemoryError):
+        return True
+    import sys
+
+    torch = sys.modules.get("torch")
+    error = getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None)
+    return isinstance(error, type) and isinstance(exc, error)
+
+
+def release_device_memory(device: str) -> None:
+    """Hand cached CUDA blocks back after an out-of-memory, so a smaller retry can use them."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and device.startswith("cuda"):
+        try:
+            torch.cuda.empty_cache()
+        except Exception:  # noqa: BLE001 — best effort: the retry reports any real failure
+            pass

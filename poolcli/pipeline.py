@@ -50,6 +50,37 @@ class Plan:
         sizes = [_count(self.input_shape)] + [_count(s.output_shape) for s in self.stages]
         return max(sizes)
 
+    def working_bytes(self) -> int:
+        """The most float32 bytes any one stage holds at once (its input, output and scratch).
+
+        The run's peak besides the decoded input itself; ``tiling.choose_execution`` compares it
+        with ``--memory``. A 2x2 avgpool on 1×3×1000×1000: 4·(3M in + 0.75M out + 3M copy) = 27 MB.
+        """
+        sizes = [working_elements(s.stage, s.input_shape, s.output_shape) for s in self.stages]
+        return FLOAT_BYTES * max(sizes, default=_count(self.input_shape))
+
+
+FLOAT_BYTES = 4
+
+
+def working_elements(stage: Stage, input_shape: Shape, output_shape: Shape) -> int:
+    """Elements one stage holds while it runs: input, output and the op's own scratch.
+
+    Every stage may first copy its input (to float32, premultiplied, negated for minpool); conv
+    also pads a planar copy and keeps a product buffer the size of its output; medianpool stacks
+    k_h·k_w values per output. An upper bound, so that a run that fits the estimate fits memory.
+    """
+    inputs, outputs = _count(input_shape), _count(output_shape)
+    scratch = inputs
+    if stage.op == "conv" and len(input_shape) == 4:
+        n, c, h, w = input_shape
+        left, right, top, bottom = stage.padding_lrtb()  # type: ignore[attr-defined]
+        scratch = n * c * (h + top + bottom) * (w + left + right) + outputs
+    elif stage.op == "medianpool":
+        kh, kw = stage.kernel_size  # type: ignore[attr-defined]
+        scratch = inputs + outputs * (kh * kw + 1)
+    return inputs + outputs + scratch
+
 
 def _count(shape: Iterable[int]) -> int:
     total = 1
