@@ -76,6 +76,7 @@ RecursiveOpt = Annotated[bool, typer.Option("-r", "--recursive", help="Descend i
 FilesFromOpt = Annotated[Optional[str], typer.Option("--files-from", help="Read input paths from FILE or - (one per line).", rich_help_panel=BATCH)]
 WorkersOpt = Annotated[Optional[int], typer.Option("--workers", help="Decode/encode threads (default: the core count).", rich_help_panel=BATCH)]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", help="Same-size images stacked per batch.", rich_help_panel=BATCH)]
+MemoryOpt = Annotated[Optional[str], typer.Option("--memory", help="Memory budget, e.g. 2G or 512M (default: half the available RAM); bigger images run tiled.", rich_help_panel=PROCESSING)]
 SkipExistingOpt = Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whose output exists.", rich_help_panel=BATCH)]
 FailFastOpt = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed file.", rich_help_panel=BATCH)]
 SpecsOpt = Annotated[Optional[list[str]], typer.Option("-S", "--stage", help="A stage spec (repeat): maxpool:k=2,s=2 or 'nn.MaxPool2d(2)'.")]
@@ -116,6 +117,7 @@ def pool(
     montage: MontageOpt = None, recursive: RecursiveOpt = False, files_from: FilesFromOpt = None,
     workers: WorkersOpt = None, batch_size: BatchSizeOpt = 16, skip_existing: SkipExistingOpt = False,
     fail_fast: FailFastOpt = False,
+    memory: MemoryOpt = None,
 ) -> None:
     """One pooling stage: max, avg, min, lp or median windows, adaptive, or global.
 
@@ -151,6 +153,7 @@ def conv(
     montage: MontageOpt = None, recursive: RecursiveOpt = False, files_from: FilesFromOpt = None,
     workers: WorkersOpt = None, batch_size: BatchSizeOpt = 16, skip_existing: SkipExistingOpt = False,
     fail_fast: FailFastOpt = False,
+    memory: MemoryOpt = None,
 ) -> None:
     """One cross-correlation stage with a named filter or your own kernel.
 
@@ -177,6 +180,7 @@ def unpool(
     montage: MontageOpt = None, recursive: RecursiveOpt = False, files_from: FilesFromOpt = None,
     workers: WorkersOpt = None, batch_size: BatchSizeOpt = 16, skip_existing: SkipExistingOpt = False,
     fail_fast: FailFastOpt = False,
+    memory: MemoryOpt = None,
 ) -> None:
     """Max pooling with indices, then max unpooling: each maximum back in its place, zeros elsewhere.
 
@@ -201,6 +205,7 @@ def run(
     montage: MontageOpt = None, recursive: RecursiveOpt = False, files_from: FilesFromOpt = None,
     workers: WorkersOpt = None, batch_size: BatchSizeOpt = 16, skip_existing: SkipExistingOpt = False,
     fail_fast: FailFastOpt = False,
+    memory: MemoryOpt = None,
 ) -> None:
     """Any pipeline of stages, from -S specs or a --pipeline file.
 

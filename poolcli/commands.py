@@ -138,6 +138,7 @@ def _options(common: dict[str, Any], suffix: str) -> Any:
         engine=_choice("engine", common.get("engine", "auto"), ("auto", "numpy", "torch")),
         workers=_positive("workers", common.get("workers")),
         batch_size=_positive("batch-size", common.get("batch_size", 16)) or 16,
+        memory=common.get("memory"),
     )
 
 
