@@ -143,25 +143,35 @@ def _reduce(ufunc: np.ufunc, out: np.ndarray, pieces, identity) -> None:
         ufunc(target, view, out=target, dtype=out.dtype)
 
 
-def _separable(ufunc: np.ufunc, x: np.ndarray, taps_h, taps_w, out: np.ndarray, identity) -> np.ndarray:
+def _separable(ufunc: np.ufunc, x: np.ndarray, taps_h, taps_w, out: np.ndarray, identity,
+               finish=None, acc=None) -> np.ndarray:
     """A window reduction done as rows, then columns: exact for max, min and integer sums.
 
     max over a 2-D window = max over its rows of the max over its columns, so a kh×kw kernel
     costs kh + kw passes instead of kh·kw. The row pass combines whole contiguous rows (the fast
     SIMD case even for an HWC buffer); the column pass runs per channel (``_planes``). Output rows
     go in blocks whose row buffer stays in cache between the two passes.
+
+    With ``finish(reduced, target, first, stop)`` the column pass reduces into a block buffer of
+    dtype ``acc`` instead, and ``finish`` turns it into ``out``'s rows [first, stop) while it is
+    still in cache (an average's division or rounding): no full-size array of sums is ever made.
     """
-    n, c, ho, _ = out.shape
+    n, c, ho, wo = out.shape
     w = x.shape[3]
-    block = max(1, _BLOCK_BYTES // (n * c * w * out.itemsize))
-    rows = _empty(x, (n, c, min(block, ho), w), out.dtype)
+    acc = out.dtype if acc is None else np.dtype(acc)
+    block = max(1, _BLOCK_BYTES // (n * c * w * acc.itemsize))
+    rows = _empty(x, (n, c, min(block, ho), w), acc)
+    reduced = _empty(x, (n, c, min(block, ho), wo), acc) if finish is not None else None
     for first in range(0, ho, block):
         stop = min(ho, first + block)
         part, target = rows[:, :, : stop - first], out[:, :, first:stop]
+        dest_block = target if reduced is None else reduced[:, :, : stop - first]
         row_taps = _clip_taps(taps_h, first, stop)
         _reduce(ufunc, part, [((..., oh, slice(None)), x[..., ih, :]) for _, oh, ih in row_taps], identity)
-        for plane, dest in _planes(part, target):
+        for plane, dest in _planes(part, dest_block):
             _reduce(ufunc, dest, [((..., ow), plane[..., iw]) for _, ow, iw in taps_w], identity)
+        if finish is not None:
+            finish(dest_block, target, first, stop)
     return out
 
 
@@ -279,13 +289,21 @@ def _scan_sum(x: np.ndarray, taps_h, taps_w, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def _window_sums(x: np.ndarray, taps_h, taps_w, shape) -> np.ndarray:
-    """Each window's sum over its real pixels: exact integers for integer input, torch's float32 otherwise."""
+def _window_sums(x: np.ndarray, taps_h, taps_w, shape, out: np.ndarray | None = None, finish=None) -> np.ndarray:
+    """Each window's sum over its real pixels: exact integers for integer input, torch's float32 otherwise.
+
+    With ``finish`` the sums go to it, block by block into ``out`` for integers (see ``_separable``), all
+    at once and in place for floats.
+    """
     acc = _sum_dtype(x.dtype, max(1, len(taps_h)) * max(1, len(taps_w)))
-    out = _empty(x, shape, acc)
     if acc == np.float32:
-        return _scan_sum(x, taps_h, taps_w, out)
-    return _separable(np.add, x, taps_h, taps_w, out, 0)
+        sums = _scan_sum(x, taps_h, taps_w, _empty(x, shape, acc))
+        if finish is not None:
+            finish(sums, sums, 0, shape[2])  # in place: float sums need no second array
+        return sums
+    if finish is None:
+        return _separable(np.add, x, taps_h, taps_w, _empty(x, shape, acc), 0)
+    return _separable(np.add, x, taps_h, taps_w, out, 0, finish=finish, acc=acc)
 
 
 def _axis_counts(taps, out: int) -> np.ndarray:
@@ -323,11 +341,15 @@ def _divisor(x: np.ndarray, taps_h, taps_w, shape, kernel_size: Pair, stride: Pa
 
 
 def _avg_parts(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
-    """Window sums and divisors of ``F.avg_pool2d``."""
+    """Window taps, output shape and divisors of ``F.avg_pool2d``."""
     taps_h, taps_w, shape = _pool_taps(x, kernel_size, stride, padding, (1, 1), ceil_mode)
-    sums = _window_sums(x, taps_h, taps_w, shape)
     divisor = _divisor(x, taps_h, taps_w, shape, kernel_size, stride, padding, count_include_pad, divisor_override)
-    return sums, divisor
+    return taps_h, taps_w, shape, divisor
+
+
+def _divisor_rows(divisor, first: int, stop: int):
+    """The divisors of output rows [first, stop): the scalar itself, or those rows of the table."""
+    return divisor if isinstance(divisor, int) else divisor[first:stop]
 
 
 def avg_pool2d(x, kernel_size: Pair, stride: Pair, padding: Pair, ceil_mode: bool, count_include_pad: bool,
@@ -337,11 +359,17 @@ def avg_pool2d(x, kernel_size: Pair, stride: Pair, padding: Pair, ceil_mode: boo
     d2l's 2x2 mean of [[0, 1, 2], [3, 4, 5], [6, 7, 8]] is [[2, 3], [5, 6]]. Integer input is
     summed exactly (uint8 2x2 in uint16) and divided once in float32 — the same correctly rounded
     quotient torch gets from its exact float sum of 0..255 values. Float input is summed in float32
-    in torch's row-major window order, so both engines agree bit for bit either way.
+    in torch's row-major window order, so both engines agree bit for bit either way. Integer sums
+    are divided block by block, while they are in cache.
     """
-    sums, divisor = _avg_parts(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
-    out = sums if sums.dtype == np.float32 else _empty(sums, sums.shape, np.float32)
-    return np.divide(sums, np.asarray(divisor, dtype=np.float32), out=out, dtype=np.float32)
+    taps_h, taps_w, shape, divisor = _avg_parts(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                                divisor_override)
+
+    def finish(sums, target, first, stop):
+        np.divide(sums, np.asarray(_divisor_rows(divisor, first, stop), dtype=np.float32), out=target,
+                  dtype=np.float32)
+
+    return _window_sums(x, taps_h, taps_w, shape, _empty(x, shape, np.float32), finish)
 
 
 def avg_pool2d_quantized(x, kernel_size: Pair, stride: Pair, padding: Pair, ceil_mode: bool,
@@ -352,19 +380,57 @@ def avg_pool2d_quantized(x, kernel_size: Pair, stride: Pair, padding: Pair, ceil
     the float32 round trip. With s = m·d + r: for an even divisor d = 2h, ⌊(s + h − 1 + m mod 2)/d⌋
     rounds r < h down, r > h up and the tie r = h to the even neighbour; an odd d has no ties and
     ⌊(s + (d − 1)/2)/d⌋ rounds to nearest. 2x2 of (1, 2, 2, 5): 10/4 = 2.5 → 2; (1, 2, 3, 5): 11/4 → 3.
+    A power-of-two divisor (2x2, 4x4) uses shifts; sums are rounded block by block, while in cache.
     """
-    sums, divisor = _avg_parts(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
-    if np.max(divisor) > np.iinfo(sums.dtype).max // 4:  # keep room for s + d/2 (divisor_override is free)
-        sums = sums.astype(np.int64)
-    divisor = np.asarray(divisor, dtype=sums.dtype)
+    taps_h, taps_w, shape, divisor = _avg_parts(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                                divisor_override)
+    acc = _sum_dtype(x.dtype, max(1, len(taps_h)) * max(1, len(taps_w)))
+    wide = np.max(divisor) > np.iinfo(acc).max // 4  # keep room for s + d/2 (divisor_override is free)
+    clip = divisor_override is not None  # an override below the window size can exceed the maximum
+    maximum = np.iinfo(x.dtype).max
+
+    def finish(sums, target, first, stop):
+        if wide:
+            sums = sums.astype(np.int64)
+        d = _divisor_rows(divisor, first, stop)
+        if isinstance(d, int) and d & (d - 1) == 0 and not clip:  # 1, 2, 4 (2x2), 8, 16 (4x4) ...
+            _round_shift(sums, d.bit_length() - 1, target)
+            return
+        rounded = _round_divide(sums, np.asarray(d, dtype=sums.dtype))
+        if clip:
+            np.minimum(rounded, maximum, out=rounded)
+        np.copyto(target, rounded, casting="unsafe")
+
+    return _window_sums(x, taps_h, taps_w, shape, _empty(x, shape, x.dtype), finish)
+
+
+def _round_divide(sums: np.ndarray, divisor: np.ndarray) -> np.ndarray:
+    """sums / divisor rounded half to even (see avg_pool2d_quantized), in a new array of sums' dtype."""
     rounded = sums // divisor  # floor_divide by a scalar is fast in numpy; divmod and % are not
     rounded &= 1
     rounded *= 1 - (divisor & 1)
     rounded += sums
     rounded += (divisor - 1) // 2
     rounded //= divisor
-    np.minimum(rounded, np.iinfo(x.dtype).max, out=rounded)
-    return rounded.astype(x.dtype)
+    return rounded
+
+
+def _round_shift(sums: np.ndarray, shift: int, out: np.ndarray) -> None:
+    """``out`` = sums / 2^shift rounded half to even, with shifts instead of divisions (a third of the cost).
+
+    With d = 2^shift = 2h and p = ⌊s/d⌋ mod 2: ⌊(s + h − 1 + p)/d⌋, the formula of
+    avg_pool2d_quantized. 2x2: s = 10 → p = 0, ⌊11/4⌋ = 2 (2.5 to even); s = 14 → p = 1,
+    ⌊17/4⌋ = 4 (3.5 to even). The last shift writes straight into ``out`` (uint8), one pass less.
+    """
+    if shift == 0:
+        np.copyto(out, sums, casting="unsafe")
+        return
+    rounded = sums >> np.asarray(shift, dtype=sums.dtype)
+    rounded &= 1
+    rounded += sums
+    if shift > 1:
+        rounded += (1 << (shift - 1)) - 1
+    np.right_shift(rounded, shift, out=out, casting="unsafe")
 
 
 def lp_pool2d(x, norm_type: float, kernel_size: Pair, stride: Pair, ceil_mode: bool) -> np.ndarray:

@@ -194,6 +194,23 @@ def test_quantized_avg_pool_equals_quantized_float_avg_pool(x, params, count_inc
     exact(K.avg_pool2d_quantized(x, *args), expected)
 
 
+@pytest.mark.parametrize("kernel", [(1, 1), (1, 2), (2, 2), (1, 3), (2, 3), (3, 3), (2, 4), (4, 4)])
+@pytest.mark.parametrize("divisor_override", [None, 1, 2, 3, 8])
+def test_quantized_avg_pool_rounds_every_window_sum_as_the_float_path(kernel, divisor_override):
+    """Every uint8 window sum a 2x2 (or 4x4) kernel can form, through the power-of-two shifts and the
+    general division: half to even as quantize(avg_pool2d / 255), clipped where an override makes it exceed 255."""
+    count = kernel[0] * kernel[1]
+    sums = np.arange(255 * count + 1)
+    windows = np.stack([np.minimum(np.maximum(sums - 255 * i, 0), 255) for i in range(count)], axis=-1)
+    # window w of a 1 × (kh, len·kw) row of windows holds windows[w], so its sum is sums[w]
+    x = np.ascontiguousarray(windows.reshape(len(sums), *kernel).transpose(1, 0, 2).astype(np.uint8))
+    x = x.reshape(1, 1, kernel[0], len(sums) * kernel[1])
+    assert K.avg_pool2d(x, kernel, kernel, (0, 0), False, True, 1).ravel().tolist() == sums.tolist()
+    args = (kernel, kernel, (0, 0), False, True, divisor_override)
+    expected = K.quantize(K.avg_pool2d(x, *args) / np.float32(255), 255, np.uint8)
+    exact(K.avg_pool2d_quantized(x, *args), expected)
+
+
 @LONG
 @given(images(special=False), window(padding=False, dilation=False),
        st.sampled_from([1, 2, 3, 1.5, float("inf"), float("-inf")]))
