@@ -65,6 +65,24 @@ def _jpeg_library() -> str:
     return f"libjpeg-turbo {features.version('libjpeg_turbo')}" if features.check("libjpeg_turbo") else "libjpeg"
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: on a shared machine they say how noisy the times are."""
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def _poolcli_source() -> str:
+    """Where the poolcli being measured is imported from (PYTHONPATH may point at a snapshot) and its git commit."""
+    result = subprocess.run([sys.executable, "-c", "import os, poolcli; print(os.path.dirname(poolcli.__file__))"],
+                            capture_output=True, text=True, cwd="/")  # not the checkout: `-c` puts the cwd first
+    folder = result.stdout.strip() or "not importable"
+    git = subprocess.run(["git", "-C", folder, "describe", "--always", "--dirty"], capture_output=True, text=True)
+    commit = git.stdout.strip() if git.returncode == 0 else os.environ.get("POOLCLI_COMMIT", "unknown commit")
+    return f"{folder} ({commit})"
+
+
 def describe() -> list[str]:
     """One 'key: value' line each for the machine and the software in the comparison."""
     return [
@@ -74,7 +92,8 @@ def describe() -> list[str]:
         f"OS: {platform.platform()}",
         f"Python {sys.version.split()[0]}; poolcli {_version('poolcli')}; torch {_version('torch')};"
         f" numpy {_version('numpy')}; Pillow {_version('pillow')} ({_jpeg_library()})",
-        f"poolcli: {POOLCLI}",
+        f"poolcli: {POOLCLI}, package {_poolcli_source()}",
+        f"load average at start: {load_average()} (other jobs on this machine make times noisy)",
         f"libvips: {_tool_version(['vips', '--version'])}",
         f"ImageMagick: {_tool_version([CONVERT, '-version'])}",
         f"hyperfine: {_tool_version(['hyperfine', '--version'])}",

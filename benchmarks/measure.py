@@ -114,7 +114,10 @@ def _hyperfine(command: Command, runs: int) -> tuple[float, float]:
         if command.fresh_dir is not None:
             fresh = shlex.quote(str(command.fresh_dir))
             argv += ["--prepare", f"bash -c 'rm -rf {fresh} && mkdir -p {fresh}'"]
-        subprocess.run(argv + [shlex.join(command.argv)], check=True, capture_output=True)
+        done = subprocess.run(argv + [shlex.join(command.argv)], capture_output=True, text=True)
+        if done.returncode != 0:  # the warm-up run passed, so a timed run failed: a table note, not a crash
+            lines = done.stderr.strip().splitlines() or ["(no message)"]
+            raise CommandFailed(f"hyperfine exit {done.returncode}: {lines[-1].strip()}")
         result = json.loads(report.read_text())["results"][0]
     return result["median"], (result["user"] + result["system"]) / result["mean"]
 

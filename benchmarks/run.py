@@ -13,8 +13,11 @@ progress goes to stderr. See benchmarks/README.md for what each suite measures a
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--count", type=int, help="1080p images in the batch suite (default 200, --quick 20;"
                         " issue 6's target is 2000)")
     parser.add_argument("--output", type=Path, help="Markdown results file")
+    parser.add_argument("--commit", help="measure poolcli as committed at this git revision (a snapshot of its"
+                        " package under /tmp), not the working tree, which others may be editing")
     args = parser.parse_args(argv)
     args.runs = args.runs or (1 if args.quick else 3)
     args.count = args.count or (20 if args.quick else 200)
@@ -66,17 +71,42 @@ def header(args: argparse.Namespace) -> str:
     ])
 
 
+def use_commit(revision: str) -> None:
+    """Import poolcli from a snapshot of ``revision``: PYTHONPATH for the poolcli processes (it comes
+    before the editable install), sys.path for the in-process suites."""
+    repo = HERE.parent
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", revision], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    snapshot = Path(tempfile.gettempdir()) / f"poolcli-bench-{commit}"
+    if not (snapshot / "poolcli").is_dir():
+        partial = Path(tempfile.mkdtemp(prefix=f"poolcli-bench-{commit}-"))
+        archive = subprocess.run(["git", "-C", str(repo), "archive", commit, "poolcli"], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(partial)], input=archive, check=True)
+        os.replace(partial, snapshot)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(snapshot), os.environ.get("PYTHONPATH")]))
+    os.environ["POOLCLI_COMMIT"] = commit
+    sys.path.insert(0, str(snapshot))
+    log(f"measuring poolcli at {commit} from {snapshot}")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.commit:
+        use_commit(args.commit)
     settings = Settings(args.runs, args.count, args.tasks, log)
     document = [header(args)]
     print(document[0], flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     for name in args.suite:
         log(f"suite {name}")
+        started, load_before = time.perf_counter(), machine.load_average()
         for table in SUITES[name](settings):
             document.append(table.markdown())
             print(document[-1], flush=True)
+        document.append(f"_suite {name}: {time.perf_counter() - started:.0f} s; load average before {load_before},"
+                        f" after {machine.load_average()}_\n")
+        print(document[-1], flush=True)
         args.output.write_text("\n".join(document))  # after every suite, so an interrupted run keeps its tables
     log(f"wrote {args.output}")
 
