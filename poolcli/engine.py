@@ -104,6 +104,9 @@ class TorchBackend:
 
         self.torch = torch
         self.device = device
+        if device.startswith("cuda"):  # float32 means float32 on the GPU too, as on the CPU (no TF32 convs)
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
 
     def upload(self, array: np.ndarray) -> Any:
         """numpy → torch; 16-bit goes to int32 (torch has no uint16 pooling kernels)."""

@@ -84,10 +84,10 @@ def default_memory_budget() -> int:
 
 
 def format_bytes(size: float) -> str:
-    """Sizes for messages, in the units ``--memory`` takes: 1536 MiB → '1.5 GiB'."""
+    """Sizes for messages, in the units ``--memory`` takes, to 3 digits: 1536 MiB → '1.5 GiB'."""
     for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if size >= scale:
-            return f"{size / scale:.1f} {unit}"
+            return f"{size / scale:.3g} {unit}"
     return f"{int(size)} B"
 
 
