@@ -126,6 +126,19 @@ KERNELS: dict[str, Callable[[Any, np.ndarray, Any], np.ndarray]] = {
 }
 
 
+# Stages whose torch kernels need floats ("float" dtype policy) but whose numpy kernels take uint8/uint16
+# as they are and give the very float32 result the float input would: averages sum integers exactly
+# (then divide once in float32, as torch divides its exact float sums), conv copies to float32 itself.
+# Converting a 12 MP image to float32 first costs more than the 2x2 average (tests/test_kernels_numpy.py).
+INTEGER_INPUT = frozenset({"avgpool", "adaptiveavgpool", "globalavgpool", "conv"})
+
+
+def takes_integers(stage: Any) -> bool:
+    """Whether ``stage`` may get integer pixels (in their native scale) instead of floats: the engine's
+    ``_prepare`` can skip its uint8 → float32 copy for these (same numbers, one full pass less)."""
+    return stage.op in INTEGER_INPUT and stage.dtype_policy == "float"
+
+
 def missing_kernels(stages: Iterable[Any]) -> list[str]:
     """The ops in ``stages`` that the numpy engine cannot run (empty: it can run them all)."""
     try:

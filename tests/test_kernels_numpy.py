@@ -429,3 +429,41 @@ def test_unpool_puts_values_back_at_their_indices():
 def test_importing_the_engine_does_not_import_torch():
     code = "import sys, poolcli.kernels_numpy; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ------------------------------------------------------------------------------ integer input
+
+
+@pytest.mark.parametrize("spec", [
+    "avgpool:2", "avgpool:3,s=2,p=1,count_include_pad=false,ceil=true", "avgpool:2,divisor_override=3",
+    "adaptiveavgpool:3x5", "adaptiveavgpool:1x1", "globalavgpool", "conv:filter=box", "conv:filter=sobel-x,p=1",
+    "conv:weight=0 1; 2 3,channels=sum,padding_mode=reflect,p=1",
+])
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_stages_that_take_integers_give_what_float_input_gives(spec, dtype, channels_last):
+    """numpy_engine.takes_integers: the engine may hand these stages uint8/uint16 pixels instead of
+    converting to float32 first; the result is the same float32 array, bit for bit."""
+    from poolcli import numpy_engine
+    from poolcli.engine import Run
+    from poolcli.pipeline import Pipeline
+    from poolcli.spec import parse_stage
+
+    stage = parse_stage(spec)
+    assert numpy_engine.takes_integers(stage)
+    x = np.random.default_rng(1).integers(0, np.iinfo(dtype).max, (2, 3, 11, 14), endpoint=True).astype(dtype)
+    if channels_last:
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    plan = Pipeline([stage]).plan(x.shape)
+    native = numpy_engine.apply(stage, x, Run(plan, 0, float(np.iinfo(dtype).max)))
+    floats = numpy_engine.apply(stage, x.astype(np.float32), Run(plan, 0, float(np.iinfo(dtype).max)))
+    assert native.dtype == floats.dtype == np.float32
+    exact(native, floats)
+
+
+def test_conv_with_a_bias_is_not_given_integers():
+    from poolcli import numpy_engine
+    from poolcli.spec import parse_stage
+
+    assert not numpy_engine.takes_integers(parse_stage("conv:filter=box,bias=0.5"))
+    assert not numpy_engine.takes_integers(parse_stage("maxpool:2"))  # runs natively anyway: "native" policy
