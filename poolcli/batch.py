@@ -367,10 +367,10 @@ class Processor:
         return [(decoded, result.slice(i)) for i, decoded in enumerate(group)]
 
     def _retry_tiled(self, decoded: Decoded) -> Any:
-        """After an out-of-memory on one whole image: tiled at a quarter of its estimate, where its
-        stages allow; otherwise (or when that runs out too) the one-line error."""
+        """After an out-of-memory on one whole image: tiled, each tile a quarter of the whole run's
+        working set, where its stages allow; otherwise (or when that runs out too) the one-line error."""
         from .engine import is_out_of_memory, release_device_memory
-        from .tiling import MemoryBudgetError, choose_execution, format_bytes, tiling_obstacle
+        from .tiling import MemoryBudgetError, format_bytes, smaller_execution, tiling_obstacle
 
         plan, execution = decoded.plan, decoded.execution
         device = self.options.device
@@ -378,19 +378,14 @@ class Processor:
         estimate = f" (estimate {format_bytes(execution.estimate_bytes)})" if execution is not None else ""
         error = MemoryBudgetError(
             f"{decoded.item.path}: out of memory on {device} running {shape}{estimate}",
-            "use --device cpu, a smaller --batch-size or --memory" if device.startswith("cuda") else "give a smaller --memory so it runs tiled",
+            "use --device cpu, a smaller --batch-size or --memory" if device.startswith("cuda") else "give a smaller --memory (smaller tiles) or free some memory",
         )
         if (execution is not None and execution.mode == "tiled") or tiling_obstacle(plan) is not None or self.keep_stages:
             return error
         itemsize = decoded.image.array.dtype.itemsize
         fmt = self.output_format(decoded.out)
         try:
-            decoded.execution = choose_execution(
-                plan, budget=max((execution.estimate_bytes if execution else self.budget) // 4, 1 << 20),
-                input_itemsize=itemsize, output_itemsize=_output_itemsize(fmt, itemsize), name=decoded.item.path,
-            )
-            if decoded.execution.mode == "whole":
-                return error
+            decoded.execution = smaller_execution(plan, execution, itemsize, _output_itemsize(fmt, itemsize))
             [(_, result)] = self._compute([decoded])
             return result
         except MemoryBudgetError:

@@ -408,6 +408,19 @@ def choose_execution(
     return _tiled(plan, found, input_itemsize, output_itemsize, whole, budget, reason)
 
 
+def smaller_execution(plan: Any, previous: Execution | None, input_itemsize: int, output_itemsize: int) -> Execution:
+    """After an out-of-memory (a GPU smaller than the host, or RAM taken meanwhile): tiles whose
+    working set is a quarter of what ran out, whatever ``--memory`` allowed."""
+    if previous is not None and previous.mode == "tiled":
+        room = tile_working_bytes(plan, previous.tile) // 4  # type: ignore[arg-type]
+    else:
+        room = plan.working_bytes() // 4
+    tile = _fitting_tile(plan, room) or (1, 1)
+    whole = previous.estimate_bytes if previous is not None else whole_image_bytes(plan, input_itemsize, output_itemsize)
+    budget = previous.budget_bytes if previous is not None else 0
+    return _tiled(plan, tile, input_itemsize, output_itemsize, whole, budget, "retried in tiles after running out of memory")
+
+
 def _tiled(plan, tile, input_itemsize, output_itemsize, whole, budget, reason) -> Execution:
     out_h, out_w = plan.output_shape[-2:]
     tile = (max(1, min(tile[0], out_h)), max(1, min(tile[1], out_w)))

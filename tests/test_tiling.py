@@ -195,7 +195,7 @@ def _pipeline_and_image(specs, shape, depth, seed):
     return pipeline, plan, rng.integers(0, maxval + 1, shape).astype(dtype), maxval
 
 
-TILED_EXAMPLES = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+TILED_EXAMPLES = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 
 
 @pytest.mark.parametrize("engine", ["numpy", "torch"])
