@@ -73,6 +73,7 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _HEAD_BYTES = 64
 _SIGNATURES = (
     (_PNG_MAGIC, "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"), (b"qoif", "QOI"), (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"8BPS", "PSD"),
 )
 _ORIENTATION_TAG = 0x0112
 _MAXVALS = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}  # float pixels: 1.0
@@ -170,7 +171,8 @@ def read_header(src: str | os.PathLike, *, orient: bool = True, stdin: BinaryIO 
         return _picture_header(source, orient)
     if kind == "npy":
         with source.open() as fp:
-            shape, _ = _npy_header(fp, source.name)
+            shape, dtype = _npy_header(fp, source.name)
+            _check_npy_size(fp, shape, dtype, source.name)
         return _array_header(source.name, "NPY", _nchw_shape(shape, source.name))
     array = _load_pt(source) if kind == "pt" else _load_csv(source)
     return _array_header(source.name, kind.upper(), array.shape)
@@ -537,11 +539,39 @@ def _bad_file(source: _Source, exc: BaseException, log: _DecodeLog | None = None
             details=details,
         )
     what = f"{signature} file" if signature else "file"
-    reason = "Pillow cannot open it" if isinstance(exc, UnidentifiedImageError) else _reason(exc)
+    reason = _reason(exc)
+    if isinstance(exc, UnidentifiedImageError):
+        reason = _why_unopenable(source, signature) or "Pillow cannot open it"
     if said and said not in reason:
         reason += f"; {said}"
     return InputError(f"{name}: truncated or corrupt {what} ({reason})",
                       "the file may be damaged or incompletely written", details=details)
+
+
+_PILLOW_PLUGINS = {"WebP": "WEBP", "JPEG 2000": "JPEG2000"}
+
+
+def _why_unopenable(source: _Source, signature: str | None) -> str | None:
+    """What the plugin for the file's signature says, from a fresh file object: Image.open tries
+    every plugin and keeps none of their reasons ("bad header checksum in b'IHDR'")."""
+    plugin = Image.OPEN.get(_PILLOW_PLUGINS.get(signature or "", signature or ""))
+    if plugin is None:
+        return None
+    factory = plugin[0]
+    try:
+        with source.open() as fp, _quiet() as log:
+            try:
+                factory(fp, source.name).close()
+            except PoolcliError:
+                return None
+            except Exception as exc:  # the reason we are after
+                if "not identified by this driver" in str(exc):
+                    return None
+                said = log.detail()
+                return f"Pillow cannot open it: {_reason(exc)}" + (f"; {said}" if said else "")
+    except PoolcliError:
+        return None
+    return None
 
 
 def _signature_format(head: bytes) -> str | None:
@@ -814,15 +844,22 @@ def _npy_header(fp: BinaryIO, name: str) -> tuple[tuple[int, ...], np.dtype]:
     return shape, dtype
 
 
+def _check_npy_size(fp: BinaryIO, shape: tuple[int, ...], dtype: np.dtype, name: str) -> None:
+    """The data the header promises must be in the file: checked from the header (so ``shape`` and a
+    batch's memory estimate never trust a lie) and before numpy would allocate what it promises."""
+    promised, start = math.prod(shape) * dtype.itemsize, fp.tell()
+    available = fp.seek(0, os.SEEK_END) - start
+    fp.seek(start)
+    if promised > available:
+        raise InputError(f"{name}: truncated .npy: its header promises {promised:,} bytes of data, "
+                         f"the file holds {available:,}", "save it again with numpy.save")
+
+
 def _load_npy(source: _Source) -> np.ndarray:
     with source.open() as fp:
         shape, dtype = _npy_header(fp, source.name)
         _nchw_shape(shape, source.name)
-        promised, start = math.prod(shape) * dtype.itemsize, fp.tell()
-        available = fp.seek(0, os.SEEK_END) - start
-        if promised > available:  # checked first: numpy would allocate what the header promises
-            raise InputError(f"{source.name}: truncated .npy: its header promises {promised:,} bytes of data, "
-                             f"the file holds {available:,}", "save it again with numpy.save")
+        _check_npy_size(fp, shape, dtype, source.name)
         fp.seek(0)
         try:
             return np.load(fp, allow_pickle=False)
@@ -841,11 +878,7 @@ def _load_pt(source: _Source) -> np.ndarray:
         try:
             value = torch.load(fp, weights_only=True, map_location="cpu")
         except pickle.UnpicklingError as exc:
-            if "Weights only load failed" not in str(exc):
-                raise InputError(f"{source.name}: not a tensor file torch can read",
-                                 "save one with torch.save(tensor, path)") from None
-            raise InputError(f"{source.name}: refused: the .pt needs code to load (weights_only=True)",
-                             "save a plain tensor with torch.save(tensor, path)") from None
+            raise _refused_pickle(source.name, str(exc)) from None
         except Exception as exc:  # torch reports a bad file as RuntimeError, KeyError, EOFError, ...
             raise InputError(f"{source.name}: not a tensor file torch can read ({_reason(exc)})",
                              "save one with torch.save(tensor, path)") from None
@@ -855,6 +888,21 @@ def _load_pt(source: _Source) -> np.ndarray:
     if value.is_complex() or value.layout != torch.strided:
         raise InputError(f"{source.name}: a {value.dtype} {value.layout} tensor", "save a dense real tensor")
     return value.detach().to(torch.float32).numpy()
+
+
+def _refused_pickle(name: str, message: str) -> InputError:
+    """torch's weights-only unpickler refuses both a pickle that asks for code (a GLOBAL such as
+    os.system: hostile, or a pickled object) and bytes that are no pickle at all; tell them apart."""
+    wanted = re.search(r"unsupported GLOBAL ([\w.]+)", message) or re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
+    if wanted:
+        return InputError(f"{name}: refused: loading this .pt would call {wanted[1]} (weights_only=True)",
+                          "save a plain tensor with torch.save(tensor, path)")
+    if "Weights only load failed" in message:
+        detail = next((line.strip() for line in message.splitlines() if line.strip().startswith("Unsupported")), "")
+        return InputError(f"{name}: refused: not a plain tensor file"
+                          f"{f' ({detail})' if detail else ''}; .pt files are loaded with weights_only=True",
+                          "save a plain tensor with torch.save(tensor, path)")
+    return InputError(f"{name}: not a tensor file torch can read", "save one with torch.save(tensor, path)")
 
 
 def _load_csv(source: _Source) -> np.ndarray:

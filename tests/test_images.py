@@ -653,7 +653,7 @@ def test_truncated_files_are_input_errors(tmp_path, sample, keep, recwarn):
 def test_a_damaged_header_is_corrupt_not_foreign(tmp_path):
     (tmp_path / "head.png").write_bytes((SAMPLES / "coffee.png").read_bytes()[:40])
     for reader in (load_image, read_header):
-        with pytest.raises(InputError, match=r"head\.png: truncated or corrupt PNG file \(Pillow cannot open it\)"):
+        with pytest.raises(InputError, match=r"head\.png: truncated or corrupt PNG file \(Pillow cannot open it"):
             reader(tmp_path / "head.png")
 
 
