@@ -283,3 +283,10 @@ def test_maxunpool_output_size_too_small_for_the_indices_is_one_clear_error():
     with pytest.raises(PoolcliError) as info:
         run_pipeline(pipeline, x, engine="torch")
     assert "40" in str(info.value) and "5×5" in str(info.value) and " — " in str(info.value)
+
+
+def test_working_bytes_counts_input_output_and_scratch():
+    plan = Pipeline.from_specs(["avgpool:2"]).plan((1, 3, 1000, 1000))
+    assert plan.working_bytes() == 4 * (3_000_000 + 750_000 + 3_000_000)
+    median = Pipeline.from_specs(["medianpool:3"]).plan((1, 1, 30, 30)).working_bytes()
+    assert median > 4 * 100 * 9  # the k·k stack per output
