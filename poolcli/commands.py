@@ -210,7 +210,7 @@ def _process_and_report(items, pipeline, options, env: Environment, common: dict
                 record(
                     input=outcome.input, output=outcome.output, status=outcome.status, error=outcome.error,
                     device=outcome.device, plan=outcome.plan, seconds=outcome.seconds,
-                    normalize=outcome.normalize, engine=outcome.engine,
+                    normalize=outcome.normalize, engine=outcome.engine, execution=outcome.execution,
                 )
             )
             if env.json:

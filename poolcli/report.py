@@ -153,10 +153,14 @@ class PlanTable:
         table = Table(
             title=self.title, caption=self.caption if with_formulas else None,
             box=box.SIMPLE_HEAVY, title_justify="left", caption_justify="left",
+            padding=(0, 1) if with_formulas else (0, 1, 0, 0), pad_edge=with_formulas,
         )
         for i in keep:
             numeric = names[i] in ("#", "params", "ops", "ms")
-            table.add_column(names[i], justify="right" if numeric else "left", overflow="fold")
+            table.add_column(
+                names[i], justify="right" if numeric else "left", overflow="fold",
+                no_wrap=names[i] not in ("stage", "H_out", "W_out"),
+            )
         for row in plan_rows(self.plan, self.timed):
             table.add_row(*(row[i] for i in keep))
         return table
