@@ -125,11 +125,14 @@ def memory_table(runs: int) -> Table:
     cases = [Case("memcpy (np.copyto)", lambda: np.copyto(copy, hwc), 2 * x.nbytes)]
     for engine in ("numpy", "torch"):
         cases += [Case(f"poolcli {op}, {engine} engine", _poolcli(op, x, engine, "cpu"), moved) for op in ("max", "avg")]
+    planar = np.ascontiguousarray(x)  # what images.load_image hands over when it copies to planar NCHW
+    cases += [Case(f"poolcli {op}, numpy engine, planar NCHW input", _poolcli(op, planar, "numpy", "cpu"), moved)
+              for op in ("max", "avg")]
     cases += _kernel_cases(x, moved)
     cases += _torch_cases(torch, torch.from_numpy(x), moved, lambda: None)
     notes = [
-        "input: 3000×4000×3 uint8 (36 MB) seen as a 1×3×3000×4000 NCHW view, as a decoded JPEG arrives;"
-        " output 1×3×1500×2000 uint8",
+        "input: 3000×4000×3 uint8 (36 MB) seen as a 1×3×3000×4000 NCHW view, as Pillow hands a decoded JPEG over;"
+        " output 1×3×1500×2000 uint8; the planar rows take a C-contiguous NCHW copy instead",
         "poolcli rows: `run_pipeline` + `quantize` (the CLI's path from decoded pixels to encoder input)",
         f"{torch.get_num_threads()} torch threads; numpy kernels run on one thread",
     ]
