@@ -316,3 +316,12 @@ def test_host_out_of_memory_retries_tiled(picture, tmp_path, monkeypatch):
     outcome = Processor(Pipeline.from_specs(["avgpool:2"]), ProcessOptions()).process(InputItem(str(picture)), str(out))
     assert outcome.status == "ok" and outcome.execution["mode"] == "tiled"
     np.testing.assert_array_equal(_read(expected), _read(out))
+
+
+def test_cli_json_record_says_how_it_ran(invoke, picture, tmp_path):
+    import json
+
+    tiled = invoke("pool", str(picture), "-k", "2", "-o", str(tmp_path / "t.png"), "--memory", "1M", "--json")
+    whole = invoke("pool", str(picture), "-k", "2", "-o", str(tmp_path / "w.png"), "--json")
+    assert json.loads(tiled.stdout)["execution"]["mode"] == "tiled"
+    assert json.loads(whole.stdout)["execution"]["mode"] == "whole"
