@@ -28,6 +28,14 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m "not slow"
 
+# The long fuzz run, not part of `make test`: thousands of hypothesis examples per property and a
+# corpus of thousands of mutated files (tests/corpus/make_corpus.py --mutations) through one batch.
+FUZZ_EXAMPLES  ?= 5000
+FUZZ_MUTATIONS ?= 60
+fuzz: $(STAMP)
+	POOLCLI_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) POOLCLI_FUZZ_CORPUS=$(FUZZ_MUTATIONS) \
+		$(PY) -m pytest -q -n 2 tests/test_fuzz.py --timeout 3600
+
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
