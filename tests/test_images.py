@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import shutil
 import struct
 import subprocess
@@ -746,3 +747,175 @@ def test_import_stays_light():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
+
+
+# ------------------------------------------------------------------ decoder noise and odd paths
+
+
+def _corrupt_deflate_tiff() -> bytes:
+    buffer = io.BytesIO()
+    Image.open(SAMPLES / "coffee.png").convert("RGB").save(buffer, "TIFF", compression="tiff_adobe_deflate")
+    data = bytearray(buffer.getvalue())
+    rng = random.Random(1)  # the deflate stream breaks; the header and the IFD at the end survive
+    for _ in range(20):
+        data[rng.randrange(8, len(data) // 2)] ^= rng.randrange(1, 256)
+    return bytes(data)
+
+
+def test_libtiff_messages_reach_the_line_not_fd2(capfd):
+    with pytest.raises(InputError) as caught:
+        load_image(_corrupt_deflate_tiff(), name="broken.tif")
+    assert caught.value.what.startswith("broken.tif: truncated or corrupt TIFF file (")
+    assert any("libtiff" in line or "Decod" in line for line in caught.value.details), caught.value.details
+    assert capfd.readouterr().err == ""
+
+
+def test_libtiff_is_quiet_in_worker_threads_too(capfd):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def decode(_):
+        with pytest.raises(InputError) as caught:
+            load_image(_corrupt_deflate_tiff(), name="broken.tif")
+        return caught.value.what
+
+    with ThreadPoolExecutor(4) as pool:
+        messages = list(pool.map(decode, range(8)))
+    assert all(m.startswith("broken.tif: truncated or corrupt TIFF") for m in messages)
+    assert capfd.readouterr().err == ""
+
+
+def test_fd2_noise_and_warnings_are_captured_into_the_error(monkeypatch, capfd):
+    import warnings
+
+    import poolcli.images as images
+
+    def noisy(frame, name):
+        os.write(2, b"libfoo: something broke at row 3\n")
+        warnings.warn("Tag data larger than file", UserWarning)
+        raise OSError("decoder error -2")
+
+    monkeypatch.setattr(images, "_frame_pixels", noisy)
+    filters_before = list(warnings.filters)
+    with pytest.raises(InputError) as caught:
+        load_image(SAMPLES / "odd.png")
+    assert "OSError: decoder error -2; UserWarning: Tag data larger than file (+1 more)" in caught.value.what
+    assert "libfoo: something broke at row 3" in caught.value.details
+    assert capfd.readouterr().err == ""
+    assert list(warnings.filters) == filters_before
+
+
+def test_warning_capture_is_restored_after_threads(recwarn):
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    filters, show = list(warnings.filters), warnings.showwarning
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda name: load_image(SAMPLES / name), ["odd.png", "photo.jpg", "gray16.png", "palette.png"] * 8))
+    assert list(warnings.filters) == filters and warnings.showwarning is show
+
+
+@pytest.mark.parametrize("exc, message", [
+    (MemoryError(), "not enough memory to decode it"),
+    (Image.DecompressionBombError("too big"), "refused: a decompression bomb"),
+    (zlib.error("Error -3 while decompressing data"), "truncated or corrupt PNG file (error: Error -3"),
+    (RecursionError("maximum recursion depth exceeded"), "truncated or corrupt PNG file (RecursionError"),
+    (TypeError("'NoneType' object is not subscriptable"), "truncated or corrupt PNG file (TypeError"),
+    (struct.error("unpack requires a buffer of 4 bytes"), "truncated or corrupt PNG file (error: unpack"),
+])
+def test_every_decoder_exception_is_one_input_error(monkeypatch, exc, message):
+    import poolcli.images as images
+
+    def broken(frame, name):
+        raise exc
+
+    monkeypatch.setattr(images, "_frame_pixels", broken)
+    with pytest.raises(InputError) as caught:
+        load_image(SAMPLES / "odd.png")
+    assert caught.value.what.startswith(f"{SAMPLES / 'odd.png'}: ") and message in caught.value.what
+
+
+def test_zero_size_headers_are_corrupt(tmp_path):
+    ihdr = struct.pack(">IIBBBBB", 0, 0, 8, 2, 0, 0, 0)
+    path = tmp_path / "zero.png"
+    path.write_bytes(_PNG_SIGNATURE + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"")) + png_chunk(b"IEND", b""))
+    for reader in (load_image, read_header):
+        with pytest.raises(InputError, match=r"zero\.png: truncated or corrupt PNG file \("):
+            reader(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+def test_a_fifo_nobody_writes_to_does_not_hang(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")
+    start = time.perf_counter()
+    with pytest.raises(InputError, match="pipe.png: empty file"):
+        load_image(tmp_path / "pipe.png")
+    assert time.perf_counter() - start < 5
+
+
+def test_an_endless_stream_is_refused(tmp_path, monkeypatch):
+    import poolcli.images as images
+
+    monkeypatch.setattr(images, "_MAX_STREAM_BYTES", 1 << 20)
+    os.symlink("/dev/zero", tmp_path / "zero.png")
+    with pytest.raises(InputError, match=r"zero\.png: more than 1 MiB from a stream"):
+        load_image(tmp_path / "zero.png")
+    with pytest.raises(InputError, match="more than 1 MiB"):
+        load_image("-", stdin=io.BytesIO(bytes((1 << 20) + 1)))
+
+
+def test_links_that_go_nowhere_or_round(tmp_path):
+    os.symlink("missing.png", tmp_path / "dangling.png")
+    os.symlink("b.png", tmp_path / "a.png")
+    os.symlink("a.png", tmp_path / "b.png")
+    with pytest.raises(InputError, match="dangling.png: a broken symbolic link"):
+        load_image(tmp_path / "dangling.png")
+    with pytest.raises(InputError, match="a.png: cannot read: Too many levels of symbolic links"):
+        load_image(tmp_path / "a.png")
+
+
+def test_a_truncated_later_frame_fails_frames_all(tmp_path):
+    frames = [Image.new("RGB", (32, 32), (i * 60, 0, 0)) for i in range(4)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
+    data = buffer.getvalue()
+    cut = tmp_path / "cut.gif"
+    cut.write_bytes(data[: len(data) - 12])
+    assert load_image(cut).array.shape[0] == 1
+    try:
+        loaded = load_image(cut, frames="all")
+    except InputError as exc:
+        assert exc.what.startswith(f"{cut}: truncated or corrupt GIF file")
+    else:  # Pillow counted only the frames it could read: then every one of them is there
+        assert loaded.array.shape[0] == loaded.frames
+
+
+def test_frames_all_counts_every_frame_against_max_pixels(tmp_path):
+    frames = [Image.new("L", (10, 10), i) for i in range(5)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    assert load_image(tmp_path / "anim.gif", frames="all", max_pixels=500).array.shape[0] == 5
+    with pytest.raises(InputError, match=r"5 frames of 10×10 = 500 pixels is over --max-pixels 499"):
+        load_image(tmp_path / "anim.gif", frames="all", max_pixels=499)
+
+
+def test_truncated_npy_is_caught_from_the_header(tmp_path):
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((64, 64)))
+    (tmp_path / "cut.npy").write_bytes(buffer.getvalue()[:400])
+    with pytest.raises(InputError, match=r"cut\.npy: truncated \.npy: its header promises 32,768 bytes"):
+        read_header(tmp_path / "cut.npy")
+
+
+def test_pt_refusals_tell_code_from_garbage(tmp_path):
+    torch = pytest.importorskip("torch")
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("true",))
+
+    torch.save(Evil(), tmp_path / "evil.pt")
+    with pytest.raises(InputError, match=r"evil\.pt: refused: loading this \.pt would call posix\.system"):
+        load_image(tmp_path / "evil.pt")
+    (tmp_path / "noise.pt").write_bytes(pickle.dumps([1, 2]) [:3] + bytes(range(200)))
+    with pytest.raises(InputError, match=r"noise\.pt: (refused: not a plain tensor file|not a tensor file)"):
+        load_image(tmp_path / "noise.pt")
