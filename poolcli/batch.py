@@ -121,7 +121,11 @@ def _walk(folder: str, recursive: bool, excluded: str | None) -> Iterator[str]:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            if entry.is_dir():
+            try:
+                is_dir = entry.is_dir()
+            except OSError:  # a symlink loop (ELOOP): it fails as a file, naming itself
+                is_dir = False
+            if is_dir:
                 if recursive:
                     subfolders.append(entry.path)
             else:
@@ -168,9 +172,17 @@ def _relative(item: InputItem, source: Path) -> Path:
 
 
 def _extension(fmt: str | None, current: str) -> str:
-    if fmt is None:
-        return current or ".png"
-    return EXTENSIONS.get(fmt, "." + fmt)
+    """The output's extension: ``--format``'s, else the input's where poolcli writes that format
+    (``.jpg`` stays ``.jpg``), else ``.png`` (an ``.ico``, ``.tga`` or ``.ppm`` input)."""
+    if fmt is not None:
+        return EXTENSIONS.get(fmt, "." + fmt)
+    from .images import output_format
+
+    try:
+        output_format("x" + current)
+    except UsageError:
+        return ".png"
+    return current
 
 
 def check_outputs(pairs: list[tuple[InputItem, str]]) -> None:
@@ -277,7 +289,7 @@ class Processor:
 
     def decode(self, item: InputItem, out: str, stdin: Any = None) -> Decoded:
         """Header → plan (so a bad pipeline fails before pixels are read) → pixels."""
-        from .images import read_header
+        from .images import read_header, refuse_over_max_pixels
 
         options = self.options
         if options.skip_existing and out != "-" and os.path.exists(out):
@@ -287,6 +299,8 @@ class Processor:
             if item.path != "-":
                 header = read_header(item.path, orient=options.orient)
                 frames = header.frames if options.frames == "all" else 1
+                if not header.is_array:
+                    refuse_over_max_pixels(item.path, header.width, header.height, frames, self.max_pixels)
                 plan = self.plan_for((frames, *header.shape[1:]), fmt)
                 self.execution_for(plan, _itemsize(header.bit_depth), fmt, item.path)
             image = self._load(item, stdin)
@@ -433,17 +447,19 @@ class Processor:
             return _failed(item, result)
         return self.encode(decoded, result, stdout)
 
+    @property
+    def max_pixels(self) -> int | None:
+        """``--max-pixels``: Pillow's limit when not given, None (no limit) for 0."""
+        from .images import DEFAULT_MAX_PIXELS
+
+        given = self.options.max_pixels
+        return DEFAULT_MAX_PIXELS if given is None else (given or None)
+
     def _load(self, item: InputItem, stdin: Any) -> Any:
-        from .images import DEFAULT_MAX_PIXELS, load_image
+        from .images import load_image
 
         options = self.options
-        return load_image(
-            item.path,
-            orient=options.orient,
-            frames=options.frames,
-            max_pixels=DEFAULT_MAX_PIXELS if options.max_pixels is None else (options.max_pixels or None),
-            stdin=stdin,
-        )
+        return load_image(item.path, orient=options.orient, frames=options.frames, max_pixels=self.max_pixels, stdin=stdin)
 
     def _save(self, image: Any, result: Any, out: str, fmt: str, stdout: Any) -> str | None:
         from .engine import quantize
@@ -452,6 +468,7 @@ class Processor:
         options = self.options
         dest = stdout if out == "-" else out
         if out != "-":
+            self._refuse_outside_output(out)
             _make_parent(out)
         try:
             bit_depth = _output_depth(image, fmt)
@@ -466,6 +483,22 @@ class Processor:
             return quantized.normalize
         except OSError as exc:
             raise OutputError(f"{out}: cannot write: {exc.strerror or exc}", "check the folder and free space") from None
+
+    def _refuse_outside_output(self, out: str) -> None:
+        """An output inside ``-o DIR`` must stay there: a symlinked folder below DIR (out/sub →
+        /elsewhere) would lead it outside, so its nearest existing folder is resolved and checked."""
+        root = self.options.output
+        if not root or root == "-" or os.path.abspath(out) == os.path.abspath(root):
+            return
+        top, folder = os.path.abspath(root), os.path.dirname(os.path.abspath(out))
+        while folder != top and not os.path.exists(folder):
+            folder = os.path.dirname(folder)
+        real_root, real_folder = os.path.realpath(top), os.path.realpath(folder)
+        if os.path.commonpath([real_root, real_folder]) != real_root:
+            raise OutputError(
+                f"{out}: a symlink below -o {root} leads to {real_folder}, outside it",
+                "remove the link or choose another -o",
+            )
 
     def _save_stages(self, item: InputItem, image: Any, result: Any) -> None:
         if not (self.options.save_stages or self.options.montage):

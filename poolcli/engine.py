@@ -202,7 +202,8 @@ class NumpyBackend:
         """Min–max per image (each N) to [0, 1]; a constant image becomes 0. ``extremes`` (from
         ``extremes``, maybe gathered over tiles) replaces the image's own."""
         low, high = extremes or self.extremes(unit)
-        return ((unit - low) / np.where(high > low, high - low, 1)).astype(np.float32)
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf inputs: NaN out, quietly
+            return ((unit - low) / np.where(high > low, high - low, 1)).astype(np.float32)
 
     def synchronize(self) -> None:
         pass
@@ -414,7 +415,8 @@ class Quantizer:
         elif applied == "abs":
             unit = abs(unit)
         scaled = backend.round(unit.clip(0, 1) * self.out_max)
-        return backend.to_numpy(scaled).astype(self.dtype)
+        with np.errstate(invalid="ignore"):  # NaN has no integer: it casts to 0 without a warning
+            return backend.to_numpy(scaled).astype(self.dtype)
 
 
 def in_unit_range(low: float, high: float) -> bool:

@@ -637,24 +637,39 @@ def _allow_any_size() -> None:
     Image.MAX_IMAGE_PIXELS = None
 
 
+def refuse_over_max_pixels(name: str, width: int, height: int, frames: int, max_pixels: int | None) -> None:
+    """The decompression-bomb guard: width × height (× frames read) over ``--max-pixels`` is refused,
+    from the header alone, before anything is decoded or a memory estimate is made.
+
+    >>> refuse_over_max_pixels("scan.tif", 40000, 40000, 1, 178_956_970)
+    Traceback (most recent call last):
+    ...
+    poolcli.errors.InputError: scan.tif: 40000×40000 = 1,600,000,000 pixels is over --max-pixels 178,956,970 — raise --max-pixels if you trust this file
+    """
+    if not max_pixels or width * height * frames <= max_pixels:
+        return
+    if frames == 1:
+        raise InputError(
+            f"{name}: {width}×{height} = {width * height:,} pixels is over --max-pixels {max_pixels:,}",
+            "raise --max-pixels if you trust this file",
+        )
+    raise InputError(
+        f"{name}: {frames} frames of {width}×{height} = {width * height * frames:,} pixels "
+        f"is over --max-pixels {max_pixels:,}",
+        "raise --max-pixels if you trust this file, or use --frames first",
+    )
+
+
 def _decode_picture(img: Image.Image, source: _Source, *, orient: bool, all_frames: bool,
                     max_pixels: int | None) -> ImageData:
     name = source.name
     width, height = img.size
     _check_size(width, height, source)
-    if max_pixels and width * height > max_pixels:
-        raise InputError(
-            f"{name}: {width}×{height} = {width * height:,} pixels is over --max-pixels {max_pixels:,}",
-            "raise --max-pixels if you trust this file",
-        )
+    refuse_over_max_pixels(name, width, height, 1, max_pixels)
     _refuse_external_decoder(img, name)
     frame_count = getattr(img, "n_frames", 1)
-    if all_frames and max_pixels and width * height * frame_count > max_pixels:
-        raise InputError(
-            f"{name}: {frame_count} frames of {width}×{height} = {width * height * frame_count:,} pixels "
-            f"is over --max-pixels {max_pixels:,}",
-            "raise --max-pixels if you trust this file, or use --frames first",
-        )
+    if all_frames:
+        refuse_over_max_pixels(name, width, height, frame_count, max_pixels)
     orientation = _orientation(img) if orient else None
     png16 = _png16_mode(source.head)
     if png16 and all_frames and frame_count > 1:

@@ -262,6 +262,8 @@ def parse_pipeline_text(text: str, kind: str, source: str = "pipeline") -> list[
             data = tomllib.loads(text)
     except (ValueError, json.JSONDecodeError) as exc:
         raise SpecError(f"{source}: not valid {kind.upper()}: {exc}", "see examples/ for pipeline files") from None
+    except (RecursionError, MemoryError):
+        raise SpecError(f"{source}: not valid {kind.upper()}: nested too deeply", "see examples/ for pipeline files") from None
     stages = data.get("stage") if isinstance(data, dict) else None
     if not isinstance(stages, list) or not stages:
         raise SpecError(

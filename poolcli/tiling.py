@@ -388,7 +388,7 @@ def choose_execution(
         return _tiled(plan, tuple(tile), input_itemsize, output_itemsize, whole, budget, "tile size given")
     if whole <= budget:
         return Execution("whole", f"estimate {format_bytes(whole)} fits --memory {format_bytes(budget)}", whole, budget, resident_bytes=whole)
-    over = f"{name} ({shape}) needs about {format_bytes(whole)} whole-image, over --memory {format_bytes(budget)}"
+    over = f"{name}: {shape} needs about {format_bytes(whole)} whole-image, over --memory {format_bytes(budget)}"
     if keep_stages:
         raise MemoryBudgetError(over + ", and --save-stages/--montage keep every stage in memory", "raise --memory or drop those options")
     if obstacle is not None:

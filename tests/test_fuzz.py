@@ -178,10 +178,6 @@ def test_pipeline_text_that_is_not_even_a_document(text, kind):
     _only_spec_errors(text, kind)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "needs a fix in poolcli/spec.py parse_pipeline_text: json.loads/tomllib.loads raise RecursionError on deeply "
-    "nested arrays ([[[[...]]]] 100000 deep), which escapes as a traceback; catch RecursionError (and MemoryError) "
-    "with ValueError and raise the SpecError 'not valid JSON/TOML'"))
 @pytest.mark.parametrize("kind", ["json", "toml"])
 def test_deeply_nested_pipeline_files_are_spec_errors(kind):
     depth = 100_000

@@ -259,10 +259,6 @@ def test_symlinked_inputs_mirror_the_link_not_its_target(invoke, tmp_path):
     assert _tree(tmp_path / "outside") == {"secret.png"}
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "needs a fix in poolcli/batch.py output_path (or Processor._save before _make_parent): a folder inside -o that "
-    "is a symlink to elsewhere (out/sub -> /elsewhere) lets outputs land outside -o; refuse an output whose "
-    "os.path.realpath is not inside os.path.realpath(-o)"))
 def test_a_symlink_inside_out_does_not_lead_outputs_outside(invoke, tmp_path):
     _picture(tmp_path / "in" / "sub" / "a.png")
     _picture(tmp_path / "in" / "top.png")

@@ -217,12 +217,14 @@ def test_tiled_equals_whole_image(engine, specs, shape, tile, normalize, depth, 
     tiled = run_tiled(pipeline, image, tile, bit_depth=depth, normalize=normalize, **options)
     assert tiled.quantized.normalize == expected.normalize
     assert tiled.quantized.array.dtype == expected.array.dtype
-    np.testing.assert_array_equal(tiled.quantized.array, expected.array)
     floats = run_tiled(pipeline, image, tile, bit_depth=None, **options).values()
     if engine == "numpy":
+        np.testing.assert_array_equal(tiled.quantized.array, expected.array)
         np.testing.assert_array_equal(floats, whole.values())
-    else:  # torch's CPU conv picks its algorithm by input size: the last bit of a sum may differ
+    else:  # torch's CPU kernels (conv, pow) vectorise by size: a last-bit difference can flip a rounding
         np.testing.assert_allclose(floats, whole.values(), rtol=1e-5, atol=1e-6)
+        difference = np.abs(tiled.quantized.array.astype(np.int64) - expected.array.astype(np.int64))
+        assert difference.max(initial=0) <= 1
 
 
 def test_auto_stretches_from_the_whole_image_extremes():
