@@ -467,3 +467,32 @@ def test_conv_with_a_bias_is_not_given_integers():
 
     assert not numpy_engine.takes_integers(parse_stage("conv:filter=box,bias=0.5"))
     assert not numpy_engine.takes_integers(parse_stage("maxpool:2"))  # runs natively anyway: "native" policy
+
+
+@pytest.mark.parametrize("spec", [
+    "avgpool:2", "avgpool:3,s=2,p=1,count_include_pad=false,ceil=true", "avgpool:3,s=1,p=1", "avgpool:2x4,s=1x3",
+    "avgpool:2,divisor_override=4", "avgpool:2,divisor_override=9", "avgpool:2,divisor_override=3",
+])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_quantized_average_is_what_quantize_makes_of_the_float_average(spec, channels_last):
+    """numpy_engine.quantized_average: the 8-bit image an avgpool of uint8 becomes under --normalize
+    auto/clip, from integer sums; None where auto would stretch (a divisor_override below the window)."""
+    from poolcli import numpy_engine
+    from poolcli.spec import parse_stage
+
+    stage = parse_stage(spec)
+    x = np.random.default_rng(2).integers(0, 255, (2, 3, 13, 17), endpoint=True).astype(np.uint8)
+    x[0, 0, :4, :4] = 255  # saturated windows, where clipping or stretching would show
+    if channels_last:
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    got = numpy_engine.quantized_average(stage, x)
+    if stage.divisor_override == 3:
+        assert got is None
+        return
+    args = (stage.kernel_size, stage.stride, stage.padding, stage.ceil_mode, stage.count_include_pad,
+            stage.divisor_override)
+    unit = K.avg_pool2d(x, *args) / np.float32(255)
+    assert 0 <= unit.min() and unit.max() <= 1  # auto keeps it: "none"
+    exact(got, K.quantize(unit, 255, np.uint8))
+    assert numpy_engine.quantized_average(parse_stage("maxpool:2"), x) is None
+    assert numpy_engine.quantized_average(stage, x.astype(np.uint16)) is None
