@@ -644,7 +644,7 @@ def _run_pipelined(processor: Processor, pairs: list[tuple[InputItem, str]], opt
     from concurrent.futures import Future, ThreadPoolExecutor
 
     workers = max(1, options.workers or os.cpu_count() or 1)
-    batch_size = max(1, options.batch_size if _batchable(processor.pipeline) else 1)
+    batch_size = max(1, options.batch_size if _batchable(processor.pipeline, options) else 1)
     decode_ahead = max(2 * workers, 2 * batch_size)
     encode_limit = 2 * workers + batch_size
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poolcli-io")
@@ -712,8 +712,14 @@ def _next_group(decoding: deque, batch_size: int) -> list[Decoded]:
     return group
 
 
-def _batchable(pipeline: Pipeline) -> bool:
-    """Stacking changes nothing for deterministic stages; random ones stay per image."""
+def _batchable(pipeline: Pipeline, options: ProcessOptions) -> bool:
+    """Stacking changes nothing for deterministic stages; random ones stay per image. The numpy
+    engine gains nothing from a stack (its kernels loop over kernel offsets, not images) and
+    np.concatenate would copy every image into one planar block: it takes images one by one."""
+    from .engine import choose_engine
+
+    if choose_engine(options.engine, options.device, pipeline) == "numpy":
+        return False
     return not any(stage.op == "fractionalmaxpool" for stage in pipeline.stages)
 
 

@@ -116,6 +116,8 @@ class TorchBackend:
             array = array.astype(np.float32)
         if self.device.startswith("cuda"):
             array = np.ascontiguousarray(array)  # a tile is a strided view; pinned memory wants one block
+        if not array.flags.writeable or any(s < 0 for s in array.strides):
+            array = np.array(array)  # torch takes neither Pillow's read-only buffer nor a flipped (EXIF) view
         tensor = self.torch.from_numpy(array)
         if self.device.startswith("cuda"):
             tensor = tensor.pin_memory().to(self.device, non_blocking=True)
@@ -129,6 +131,17 @@ class TorchBackend:
 
     def to_float(self, x: Any) -> Any:
         return x if x.is_floating_point() else x.float()
+
+    def takes_integers(self, stage: Any) -> bool:
+        return False  # torch's avg_pool2d and conv2d have no integer kernels
+
+    def unit(self, data: Any, scale: float, value_max: float) -> Any:
+        """Values in [0, 1] of the input's range: ``data / scale / value_max`` in float32."""
+        return _values(self, data, scale) / value_max
+
+    def levels(self, unit: Any, out_max: int) -> Any:
+        """[0, 1] → rounded 0..out_max (half to even), still float."""
+        return self.torch.round(unit.clip(0, 1) * out_max)
 
     def cat(self, parts: list[Any]) -> Any:
         return self.torch.cat(parts, dim=1)
@@ -180,6 +193,25 @@ class NumpyBackend:
 
     def to_float(self, x: np.ndarray) -> np.ndarray:
         return x if x.dtype == np.float32 else x.astype(np.float32)
+
+    def takes_integers(self, stage: Any) -> bool:
+        """avg, adaptive/global avg and conv kernels sum uint8/uint16 exactly: no float32 copy first."""
+        from .numpy_engine import takes_integers
+
+        return takes_integers(stage)
+
+    def unit(self, data: np.ndarray, scale: float, value_max: float) -> np.ndarray:
+        """The torch backend's float32 divisions in the same order, into one new array."""
+        unit = np.divide(data, np.float32(scale), dtype=np.float32) if scale != 1 else np.array(data, np.float32)
+        if value_max != 1:
+            np.divide(unit, np.float32(value_max), out=unit)
+        return unit
+
+    def levels(self, unit: np.ndarray, out_max: int) -> np.ndarray:
+        """Clip, scale and round (half to even, as torch.round) in one new buffer."""
+        scaled = np.clip(unit, 0, 1)
+        np.multiply(scaled, np.float32(out_max), out=scaled)
+        return np.rint(scaled, out=scaled)
 
     def cat(self, parts: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(parts, axis=1)
@@ -322,7 +354,7 @@ def _run_stages(
         stage = stage_plan.stage
         run.index = stage_plan.index
         start = time.perf_counter()
-        x, run.scale = _prepare(backend, x, run.scale, stage.dtype_policy)
+        x, run.scale = _prepare(backend, x, run.scale, stage)
         alpha = premultiply and stage.averaging and x.ndim == 4 and x.shape[1] in (2, 4)
         if alpha:
             x = _premultiply(backend, x, run.scale)
@@ -340,10 +372,11 @@ def _run_stages(
     return x
 
 
-def _prepare(backend: Any, x: Any, scale: float, policy: str) -> tuple[Any, float]:
+def _prepare(backend: Any, x: Any, scale: float, stage: Any) -> tuple[Any, float]:
+    policy = stage.dtype_policy
     if policy == "unit" and scale != 1:
         return _values(backend, x, scale), 1.0
-    if policy in ("float", "unit") and not backend.is_float(x):
+    if policy in ("float", "unit") and not backend.is_float(x) and not backend.takes_integers(stage):
         return backend.to_float(x), scale
     return x, scale
 
@@ -401,7 +434,7 @@ class Quantizer:
         )
 
     def unit(self, data: Any, scale: float) -> Any:
-        return _values(self.backend, data, scale) / self.value_max
+        return self.backend.unit(data, scale, self.value_max)
 
     def integers(self, data: Any) -> np.ndarray:
         array = self.backend.to_numpy(data)
@@ -414,7 +447,7 @@ class Quantizer:
             unit = backend.stretch(unit, extremes)
         elif applied == "abs":
             unit = abs(unit)
-        scaled = backend.round(unit.clip(0, 1) * self.out_max)
+        scaled = backend.levels(unit, self.out_max)
         with np.errstate(invalid="ignore"):  # NaN has no integer: it casts to 0 without a warning
             return backend.to_numpy(scaled).astype(self.dtype)
 

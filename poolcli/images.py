@@ -91,7 +91,7 @@ _MATRIX_HINT = "write rows split by ';' and values by spaces or commas, like '0 
 class ImageData:
     """Pixels as (N, C, H, W) and what they mean; ``array / maxval`` is the unit-scaled image."""
 
-    array: np.ndarray  # C-contiguous; uint8, uint16 or float32
+    array: np.ndarray  # uint8, uint16 or float32; for pictures an NCHW view of the decoder's NHWC buffer (maybe read-only)
     maxval: float  # 255.0, 65535.0, or 1.0 for float images and arrays
     mode: str  # after mapping: L, LA, RGB, RGBA, I;16, LA;16, RGB;16, RGBA;16, I, F or "array"
     source_mode: str  # the file's own mode (P, 1, CMYK, I;16B, ...) or "array"
@@ -750,8 +750,10 @@ def _orient(pixels: np.ndarray, orientation: int | None) -> np.ndarray:
 
 
 def _nchw_from_nhwc(pixels: np.ndarray) -> np.ndarray:
-    array = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
-    return array if array.flags.writeable else array.copy()  # Pillow's buffers are read-only
+    """An NCHW view of the decoded NHWC buffer (read-only when it is Pillow's): no copy. The numpy
+    kernels work on it as it is and give channels-last outputs, which the encoder takes without a
+    transposing copy; TorchBackend.upload copies it for torch."""
+    return pixels.transpose(0, 3, 1, 2)
 
 
 def _pillow_frames(img: Image.Image, all_frames: bool, name: str) -> tuple[np.ndarray, str]:
@@ -767,6 +769,8 @@ def _pillow_frames(img: Image.Image, all_frames: bool, name: str) -> tuple[np.nd
         decoded = [(_widen(pixels, frame_mode, mode), mode) for pixels, frame_mode in decoded]
     if len({pixels.shape[:2] for pixels, _ in decoded}) > 1:
         raise InputError(f"{name}: frames of different sizes", "use --frames first")
+    if len(decoded) == 1:
+        return decoded[0][0][None], mode  # a view: np.stack would copy the whole image
     return np.stack([pixels for pixels, _ in decoded]), mode
 
 
