@@ -114,10 +114,11 @@ class TorchBackend:
             array = array.astype(np.int32)
         elif array.dtype not in (np.uint8, np.int32, np.float32):
             array = array.astype(np.float32)
-        if self.device.startswith("cuda"):
-            array = np.ascontiguousarray(array)  # a tile is a strided view; pinned memory wants one block
-        if not array.flags.writeable or any(s < 0 for s in array.strides):
-            array = np.array(array)  # torch takes neither Pillow's read-only buffer nor a flipped (EXIF) view
+        if not (array.flags.c_contiguous and array.flags.writeable):
+            # Decoded images are NCHW views of Pillow's read-only NHWC buffer (flipped for EXIF, a tile
+            # a window of it); torch wants its own planar block: its channels-last uint8 max_pool2d
+            # fails outright on the CPU, and pinned memory for CUDA is one block.
+            array = np.array(array, order="C")
         tensor = self.torch.from_numpy(array)
         if self.device.startswith("cuda"):
             tensor = tensor.pin_memory().to(self.device, non_blocking=True)

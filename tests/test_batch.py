@@ -91,14 +91,18 @@ def test_files_from_stdin(invoke, tree, tmp_path):
     assert (out / "a.png").exists() and (out / "sub" / "b.jpg").exists()
 
 
-def test_batched_equals_one_by_one(invoke, tmp_path):
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+@pytest.mark.parametrize("mode", ["avg", "max"])
+def test_batched_equals_one_by_one(invoke, tmp_path, engine, mode):
     folder = tmp_path / "same"
     folder.mkdir()
     rng = np.random.default_rng(0)
     for i in range(5):
         Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(folder / f"{i}.png")
-    invoke("pool", str(folder), "-o", str(tmp_path / "b"), "-m", "avg", "-k", "2", "-q", "--batch-size", "4")
-    invoke("pool", str(folder), "-o", str(tmp_path / "s"), "-m", "avg", "-k", "2", "-q", "--batch-size", "1")
+    for name, size in (("b", "4"), ("s", "1")):
+        result = invoke("pool", str(folder), "-o", str(tmp_path / name), "-m", mode, "-k", "2", "-q",
+                        "--batch-size", size, "--engine", engine)
+        assert result.exit_code == 0, result.stderr
     for i in range(5):
         a = np.asarray(Image.open(tmp_path / "b" / f"{i}.png"))
         b = np.asarray(Image.open(tmp_path / "s" / f"{i}.png"))

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import SAMPLES
 
@@ -109,6 +110,20 @@ def test_photo_writes_beside_input_and_matches_torch(invoke, tmp_path):
     pixels = torch.from_numpy(np.asarray(Image.open(photo).convert("RGB"))).permute(2, 0, 1)[None]
     expected = F.max_pool2d(pixels, 2, 2)[0].permute(1, 2, 0).numpy()
     assert np.array_equal(np.asarray(Image.open(out)), expected)
+
+
+@pytest.mark.parametrize("name", ["coffee.png", "photo.jpg", "exif_rotated.jpg", "logo_rgba.png", "gray16.png"])
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_both_engines_write_the_same_pixels(invoke, tmp_path, name, mode):
+    """Decoded pictures reach the engines as views of the decoder's buffer (read-only, channels-last,
+    flipped by EXIF): each engine takes them as they come and both write the same file."""
+    outputs = []
+    for engine in ("numpy", "torch"):
+        out = tmp_path / f"{engine}.png"
+        result = invoke("pool", str(SAMPLES / name), "-m", mode, "-k", "2", "--engine", engine, "-o", str(out), "-q")
+        assert result.exit_code == 0, result.stderr
+        outputs.append(np.asarray(Image.open(out)))
+    np.testing.assert_array_equal(*outputs)
 
 
 def test_json_record(invoke, tmp_path, arange16):
