@@ -375,7 +375,10 @@ class Processor:
             return [(first, result)]
         array = first.image.array if len(group) == 1 else np.concatenate([d.image.array for d in group])
         plan = first.plan if len(group) == 1 else self.pipeline.plan(array.shape)
-        result = run_pipeline(self.pipeline, array, plan=plan, keep_stages=self.keep_stages, **common)
+        result = run_pipeline(
+            self.pipeline, array, plan=plan, keep_stages=self.keep_stages,
+            bit_depth=_output_depth(first.image, self.output_format(first.out)), normalize=options.normalize, **common,
+        )
         if len(group) == 1:
             return [(first, result)]
         return [(decoded, result.slice(i)) for i, decoded in enumerate(group)]

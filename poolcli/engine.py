@@ -304,8 +304,9 @@ class RunResult:
         """The result for one image of a stacked batch (views, no copies)."""
         part = slice(index, index + 1)
         return RunResult(
-            self.data[part], self.scale, self.value_max, self.seconds, self.device, self.plan, self.backend,
-            [(data[part], scale) for data, scale in self.stage_outputs], len(self.data),
+            None if self.data is None else self.data[part], self.scale, self.value_max, self.seconds, self.device,
+            self.plan, self.backend,
+            [(data[part], scale) for data, scale in self.stage_outputs], self.batch_size,
             None if self.quantized is None else Quantized(self.quantized.array[part], self.quantized.normalize),
         )
 
@@ -327,17 +328,33 @@ def run_pipeline(
     seed: int = 0,
     plan: Plan | None = None,
     keep_stages: bool = False,
+    bit_depth: int | None = None,
+    normalize: str = "auto",
 ) -> RunResult:
     """Run ``pipeline`` on an N×C×H×W ``array`` in its native dtype (``maxval``: 255 for 8-bit).
 
     ``raw_scale`` keeps values in 0..maxval instead of [0, 1]; ``premultiply`` (images with
     alpha in the last channel) makes averaging stages work on premultiplied colour.
+    ``bit_depth`` (8 or 16: the output is an image, ``normalize`` its policy) lets the numpy
+    engine write a plain 8-bit average pool's integers straight from its window sums, the same
+    numbers ``quantize`` would give, with no float32 image in between.
     """
     plan = plan or pipeline.plan(array.shape)
     device = resolve_device(device)
     backend = backend_for(choose_engine(engine, device, pipeline), device)
     scale = 1.0 if raw_scale else float(maxval)
     value_max = float(maxval) if raw_scale else 1.0
+    if bit_depth == 8 and maxval == 255 and backend.name == "numpy" and normalize in ("auto", "clip") \
+            and len(plan.stages) == 1 and not (keep_stages or premultiply or raw_scale):
+        from .numpy_engine import quantized_average
+
+        start = time.perf_counter()
+        direct = quantized_average(plan.stages[0].stage, array)
+        if direct is not None:
+            return RunResult(
+                None, scale, value_max, [time.perf_counter() - start], device, plan, backend, batch_size=len(array),
+                quantized=Quantized(direct, "clip" if normalize == "clip" else "none"),
+            )
     run = Run(plan, seed, scale)
     seconds = [0.0] * len(plan.stages)
     outputs: list[Any] = [] if keep_stages else None  # type: ignore[assignment]
