@@ -575,6 +575,13 @@ def _element(out: tuple[int, int]) -> str:
     return f"Y[{out[0]}, {out[1]}] = "
 
 
+def _window_part(canvas: Any, window: Any, expression: Any, notes: Sequence[str]) -> Any:
+    """One output element: the input with the window's cells marked, beside ``Y[i, j] = expression``."""
+    marked = [(cell.row, cell.col) for cell in window.cells]
+    grid, _ = canvas.render(marked, canvas.window_view(window.cells), limit=None)
+    return _window_block(grid, _text(_element(window.out)).append_text(expression), notes)
+
+
 def _window_block(grid: Any, expression: Any, notes: Sequence[str]) -> Any:
     from rich.table import Table
 
@@ -933,10 +940,7 @@ def _explain_pool(stage: Any, x: np.ndarray, plan: Any, context: ExplainContext,
             expression, notes = _pool_expression(window, mode, value, name=name, **{
                 key: options[key] for key in ("count_include_pad", "divisor_override", "norm_type", "area") if key in options
             })
-            expression = _text(_element(window.out)).append_text(expression)
-            marked = [(cell.row, cell.col) for cell in window.cells]
-            grid, _ = canvas.render(marked, canvas.window_view(window.cells), limit=None)
-            parts.append(_window_block(grid, expression, notes))
+            parts.append(_window_part(canvas, window, expression, notes))
         if rest:
             parts.append(_text((rest, "dim")))
         parts.extend(_footer(out[n, c], plan))
@@ -1003,10 +1007,7 @@ def _explain_conv(stage: Any, x: np.ndarray, plan: Any, context: ExplainContext,
         for k in chosen:
             window = per_channel[0][k]
             expression, notes = _conv_expression([(chan[k], K) for chan, K in zip(per_channel, kernels)], b, out[n, o].flat[k])
-            expression = _text(_element(window.out)).append_text(expression)
-            marked = [(cell.row, cell.col) for cell in window.cells]
-            grid, _ = canvas.render(marked, canvas.window_view(window.cells), limit=None)
-            parts.append(_window_block(grid, expression, notes))
+            parts.append(_window_part(canvas, window, expression, notes))
         if rest:
             parts.append(_text((rest, "dim")))
         parts.extend(_footer(out[n, o], plan))
