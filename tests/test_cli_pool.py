@@ -219,3 +219,30 @@ def test_wrong_command_line_does_not_import_torch():
     code = "import sys; from poolcli.cli import main\ntry:\n main(['pool','x.png','-k','0'])\nexcept SystemExit: pass\nassert 'torch' not in sys.modules, 'torch imported'"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr.decode() + proc.stdout.decode()
+
+
+def test_quiet_prints_nothing_on_stdout(invoke, tmp_path):
+    """-q: nothing on stdout but data (here none), for one file and for a batch; errors still on stderr."""
+    one = invoke("pool", str(SAMPLES / "coffee.png"), "-k", "2", "-o", str(tmp_path / "a.png"), "-q")
+    assert one.exit_code == 0 and one.stdout == "" and one.stderr == ""
+    (tmp_path / "bad.png").write_bytes(b"not a picture")
+    many = invoke("pool", str(SAMPLES / "coffee.png"), str(tmp_path / "bad.png"), "-k", "2", "-o", str(tmp_path / "out"), "-q")
+    assert many.exit_code == 1 and many.stdout == ""
+    assert many.stderr.count("poolcli: error:") == 1 and "bad.png" in many.stderr
+
+
+def test_a_tiled_run_to_stdout_keeps_stdout_pure(tmp_path):
+    """With -o - and a --memory that forces tiles, stdout holds only the PNG; the table and its
+    'tiled' note go to stderr."""
+    import io
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "poolcli", "pool", str(SAMPLES / "photo.jpg"), "-k", "2", "-o", "-", "--memory", "1M"],
+        capture_output=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    with Image.open(io.BytesIO(proc.stdout)) as picture:
+        assert picture.format == "PNG" and picture.size == (200, 133)
+    assert b"tiled" in proc.stderr
