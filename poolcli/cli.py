@@ -11,12 +11,69 @@ from typer.core import TyperGroup
 from .environment import Environment
 from .errors import ExitStatus, PoolcliError, UsageError, format_error
 
+_PLAIN_NAMES = {int: "integer", float: "number"}
+
+
+def _plain_value(kind: type, value: Any, param: Any, ctx: Any) -> Any:
+    """``value`` as ``kind`` (str, int, float or bool), or click's BadParameter in words."""
+    from typer._click.exceptions import BadParameter
+
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    if kind is bool and isinstance(value, str) and value.lower() in ("1", "true", "yes", "0", "false", "no"):
+        return value.lower() in ("1", "true", "yes")
+    if kind in _PLAIN_NAMES and isinstance(value, (str, int)) and not isinstance(value, bool):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    expected = _PLAIN_NAMES.get(kind, kind.__name__)
+    raise BadParameter(f"{value!r} is not a valid {expected}", ctx=ctx, param=param)
+
+
+def use_plain_coercion() -> None:
+    """Convert str/int/float/bool options (and lists of str) with ``_plain_value`` instead of
+    typer's pydantic ``TypeAdapter``; any other annotation keeps typer's own conversion.
+
+    Why: typer 0.2x imports pydantic and builds one adapter per option before a command runs,
+    about 0.2 s for ``pool``'s 40 options, as long as Pillow takes to halve a 12 MP JPEG.
+    poolcli's options are all plain types. A typer without ``typer._coercion`` is left as it is.
+    """
+    try:
+        import typer.core as typer_core
+        from typer._coercion import RuntimeParam
+    except ImportError:
+        return
+    typers_own = getattr(typer_core, "build_runtime_param", None)
+    if typers_own is None or getattr(typers_own, "plain", False):
+        return
+
+    class PlainParam(RuntimeParam):
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            kind = str if self.annotation == list[str] else self.annotation
+            if isinstance(value, (list, tuple)):
+                return [_plain_value(kind, item, param, ctx) for item in value]
+            return _plain_value(kind, value, param, ctx)
+
+    def build_runtime_param(descriptor: Any) -> Any:
+        info = descriptor.parameter_info
+        if (descriptor.annotation in (str, int, float, bool, list[str]) and not descriptor.file_annotation
+                and getattr(info, "parser", None) is None and getattr(info, "click_type", None) is None
+                and getattr(info, "min", None) is None and getattr(info, "max", None) is None):
+            return PlainParam(parameter_info=info, annotation=descriptor.annotation)
+        return typers_own(descriptor)
+
+    build_runtime_param.plain = True  # type: ignore[attr-defined]
+    typer_core.build_runtime_param = build_runtime_param
+
+
 class PoolcliGroup(TyperGroup):
     """Every error, click's own usage errors included, as the one ``poolcli: error:`` line."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
         from typer._click import exceptions as click_exceptions
 
+        use_plain_coercion()
         try:
             result = super().main(args, prog_name or "poolcli", complete_var, standalone_mode=False, **extra)
             status = result if isinstance(result, int) else int(ExitStatus.OK)

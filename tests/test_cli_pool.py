@@ -221,6 +221,31 @@ def test_wrong_command_line_does_not_import_torch():
     assert proc.returncode == 0, proc.stderr.decode() + proc.stdout.decode()
 
 
+def test_a_run_converts_its_options_without_pydantic(tmp_path):
+    """typer's pydantic coercion costs ~0.2 s a run; poolcli's plain options need none of it."""
+    out = tmp_path / "out.png"
+    code = (
+        "import sys; from poolcli.cli import main\n"
+        f"try:\n main(['pool', {str(SAMPLES / 'coffee.png')!r}, '-k', '2', '-m', 'lp', '--norm-type', '2.5', "
+        f"'--quality', '90', '-q', '-o', {str(out)!r}])\nexcept SystemExit as exit:\n assert exit.code == 0, exit.code\n"
+        "assert 'pydantic' not in sys.modules, 'pydantic imported'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode() + proc.stdout.decode()
+    assert out.exists()
+
+
+@pytest.mark.parametrize(("option", "value", "expected"), [
+    ("--quality", "abc", "'--quality': 'abc' is not a valid integer"),
+    ("--quality", "3.5", "'--quality': '3.5' is not a valid integer"),
+    ("--norm-type", "x", "'--norm-type': 'x' is not a valid number"),
+])
+def test_option_values_of_the_wrong_type_are_one_usage_error(invoke, option, value, expected):
+    result = invoke("pool", str(SAMPLES / "coffee.png"), "-m", "lp", option, value)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("poolcli: error: Invalid value for ") and expected in result.stderr
+
+
 def test_quiet_prints_nothing_on_stdout(invoke, tmp_path):
     """-q: nothing on stdout but data (here none), for one file and for a batch; errors still on stderr."""
     one = invoke("pool", str(SAMPLES / "coffee.png"), "-k", "2", "-o", str(tmp_path / "a.png"), "-q")

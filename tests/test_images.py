@@ -793,7 +793,7 @@ def test_fd2_noise_and_warnings_are_captured_into_the_error(monkeypatch, capfd):
 
     import poolcli.images as images
 
-    def noisy(frame, name):
+    def noisy(frame, name, share=False):
         os.write(2, b"libfoo: something broke at row 3\n")
         warnings.warn("Tag data larger than file", UserWarning)
         raise OSError("decoder error -2")
@@ -829,7 +829,7 @@ def test_warning_capture_is_restored_after_threads(recwarn):
 def test_every_decoder_exception_is_one_input_error(monkeypatch, exc, message):
     import poolcli.images as images
 
-    def broken(frame, name):
+    def broken(frame, name, share=False):
         raise exc
 
     monkeypatch.setattr(images, "_frame_pixels", broken)
@@ -923,3 +923,44 @@ def test_pt_refusals_tell_code_from_garbage(tmp_path):
     (tmp_path / "noise.pt").write_bytes(pickle.dumps([1, 2]) [:3] + bytes(range(200)))
     with pytest.raises(InputError, match=r"noise\.pt: (refused: not a plain tensor file|not a tensor file)"):
         load_image(tmp_path / "noise.pt")
+
+
+@pytest.mark.parametrize("name", ["photo.jpg", "gray.png", "logo_rgba.png"])
+def test_decoded_pixels_are_pillows_own_buffer_not_a_copy(name):
+    image = load_image(SAMPLES / name)
+    with Image.open(SAMPLES / name) as reference:
+        expected = np.asarray(reference)
+    pixels = image.array[0].transpose(1, 2, 0)
+    assert _pillow_buffer(pixels)  # Pillow's memory, through its Arrow export
+    assert np.array_equal(pixels, expected.reshape(pixels.shape))
+
+
+def _pillow_buffer(array: np.ndarray) -> bool:
+    import ctypes
+
+    while isinstance(array, np.ndarray) and array.base is not None:
+        array = array.base
+    return isinstance(array, ctypes.Array)
+
+
+def test_images_over_two_gib_are_decoded_into_pillows_chunks(monkeypatch):
+    import poolcli.images as images
+
+    settings = []
+    real = Image.core.set_use_block_allocator
+    monkeypatch.setattr(Image.core, "set_use_block_allocator", lambda on: (settings.append(on), real(on)))
+    monkeypatch.setattr(images, "_BLOCK_LIMIT", 1000)  # photo.jpg's 400×266×4 bytes count as "over 2 GiB"
+    image = load_image(SAMPLES / "photo.jpg")
+    assert settings == [0, 1] and Image.core.get_use_block_allocator() == 1
+    assert not _pillow_buffer(image.array)  # chunked memory cannot be shared: a copy
+    with Image.open(SAMPLES / "photo.jpg") as reference:
+        assert np.array_equal(image.array[0].transpose(1, 2, 0), np.asarray(reference))
+
+
+def test_every_frame_keeps_its_own_pixels(tmp_path):
+    path = tmp_path / "two.gif"
+    red, blue = Image.new("RGB", (4, 3), (255, 0, 0)), Image.new("RGB", (4, 3), (0, 0, 255))
+    red.save(path, save_all=True, append_images=[blue], duration=10)
+    frames = load_image(path, frames="all").array
+    assert frames.shape == (2, 3, 3, 4)
+    assert frames[0, :, 0, 0].tolist() == [255, 0, 0] and frames[1, :, 0, 0].tolist() == [0, 0, 255]

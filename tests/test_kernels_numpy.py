@@ -496,3 +496,31 @@ def test_quantized_average_is_what_quantize_makes_of_the_float_average(spec, cha
     exact(got, K.quantize(unit, 255, np.uint8))
     assert numpy_engine.quantized_average(parse_stage("maxpool:2"), x) is None
     assert numpy_engine.quantized_average(stage, x.astype(np.uint16)) is None
+
+
+@pytest.mark.parametrize("kernel", ["max", "min", "avg", "avg_quantized"])
+def test_rgb_views_of_rgbx_memory_give_the_packed_result(kernel):
+    """Pillow keeps RGB as RGBX; the kernels read rows with the padding byte (one contiguous run)
+    and must give exactly what a packed RGB copy gives, the padding's garbage dropped."""
+    rng = np.random.default_rng(7)
+    rgbx = rng.integers(0, 256, (1, 37, 52, 4), dtype=np.uint8)
+    view = rgbx[..., :3].transpose(0, 3, 1, 2)
+    packed = np.ascontiguousarray(rgbx[..., :3]).transpose(0, 3, 1, 2)
+    assert K._with_pixel_padding(view).shape == (1, 4, 37, 52)
+    args = ((3, 2), (2, 2), (1, 0))
+    run = {
+        "max": lambda x: K.max_pool2d(x, *args, (1, 1), False),
+        "min": lambda x: K.min_pool2d(x, *args, (1, 1), True),
+        "avg": lambda x: K.avg_pool2d(x, *args, False, True, None),
+        "avg_quantized": lambda x: K.avg_pool2d_quantized(x, *args, True, False, None),
+    }[kernel]
+    np.testing.assert_array_equal(run(view), run(packed))
+
+
+def test_widening_to_the_pixel_stride_stays_inside_the_buffer():
+    rgb = np.zeros((1, 4, 5, 3), np.uint8)
+    view = rgb[..., :2].transpose(0, 3, 1, 2)  # two channels of three-byte pixels: widened to three
+    assert K._with_pixel_padding(view).shape == (1, 3, 4, 5)
+    tail = np.zeros(4 * 5 * 4, np.uint8)[:-1]  # an RGBX buffer cut one byte short
+    cut = np.lib.stride_tricks.as_strided(tail, (1, 3, 4, 5), (80, 1, 20, 4))
+    assert K._with_pixel_padding(cut) is cut
