@@ -59,11 +59,12 @@ def _with_pixel_padding(x: np.ndarray) -> np.ndarray:
 
     Why: a row of an RGB view of RGBX memory steps 3 of every 4 bytes, which numpy's ufuncs walk
     element by element (4× slower than a whole row); with the padding byte included a row is one
-    contiguous run again. Only for per-channel work whose extra channels are then dropped.
+    contiguous run again. Only for per-channel work whose extra channels are then dropped, and only
+    for integers, whose garbage cannot raise floating-point warnings (inf − inf).
     """
     n, c, h, w = x.shape
     pixel = x.strides[3] // x.itemsize
-    if not _channels_last(x) or x.strides[1] != x.itemsize or pixel <= c or pixel > 4 or w < 2:
+    if x.dtype.kind not in "ui" or not _channels_last(x) or x.strides[1] != x.itemsize or pixel <= c or pixel > 4 or w < 2:
         return x
     root = x
     while isinstance(root.base, np.ndarray):
