@@ -15,13 +15,12 @@ _PLAIN_NAMES = {int: "integer", float: "number"}
 
 
 def _plain_value(kind: type, value: Any, param: Any, ctx: Any) -> Any:
-    """``value`` as ``kind`` (str, int, float or bool), or click's BadParameter in words."""
+    """``value`` as ``kind`` (str, int, float or bool), or click's BadParameter in words; flags
+    arrive from click as bools already."""
     from typer._click.exceptions import BadParameter
 
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
-    if kind is bool and isinstance(value, str) and value.lower() in ("1", "true", "yes", "0", "false", "no"):
-        return value.lower() in ("1", "true", "yes")
     if kind in _PLAIN_NAMES and isinstance(value, (str, int)) and not isinstance(value, bool):
         try:
             return kind(value)
