@@ -163,7 +163,7 @@ def run_processing(inputs: list[str], builders: list[Callable[[], Any]], suffix:
         options = _options(common, suffix)
         pipeline = Pipeline(_stages(builders))
         if options.device != "cpu":
-            from .engine import resolve_device
+            from .devices import resolve_device
 
             options.device = resolve_device(options.device)
         files_from = _read_files_from(common.get("files_from"), env)

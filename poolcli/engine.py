@@ -20,56 +20,21 @@ alpha are premultiplied around averaging stages so transparent pixels leave no d
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .errors import DeviceError, UsageError
+from .devices import resolve_device
+from .errors import UsageError
 from .pipeline import Pipeline, Plan
 
 NORMALIZE_MODES = ("auto", "clip", "minmax", "abs")
 ENGINES = ("auto", "numpy", "torch")
 
 
-# --------------------------------------------------------------------------- device and engine
-
-
-def nvidia_driver_present() -> bool:
-    """Whether an NVIDIA driver is loaded: without one torch cannot see CUDA, so ``--device
-    auto`` can pick the CPU without importing torch."""
-    return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl")
-
-
-def cuda_available() -> bool:
-    if not nvidia_driver_present():
-        return False
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def resolve_device(device: str = "auto") -> str:
-    """'auto' → 'cuda' when torch sees a GPU, else 'cpu'; 'cuda[:N]' must exist."""
-    device = (device or "auto").strip().lower()
-    if device == "cpu":
-        return "cpu"
-    if device == "auto":
-        return "cuda" if cuda_available() else "cpu"
-    if device == "cuda" or device.startswith("cuda:"):
-        if not cuda_available():
-            raise DeviceError(f"--device {device}: torch sees no CUDA device", "use --device cpu or auto")
-        import torch
-
-        index = device.split(":", 1)[1] if ":" in device else "0"
-        if not index.isdigit() or int(index) >= torch.cuda.device_count():
-            raise DeviceError(
-                f"--device {device}: there are {torch.cuda.device_count()} CUDA device(s)", "use --device cuda:0"
-            )
-        return device
-    raise UsageError(f"--device {device!r} is not a device", "use auto, cpu, cuda or cuda:N")
+# --------------------------------------------------------------------------- engine
 
 
 def choose_engine(engine: str, device: str, pipeline: Pipeline) -> str:
@@ -89,6 +54,20 @@ def choose_engine(engine: str, device: str, pipeline: Pipeline) -> str:
     if engine == "torch" or device != "cpu" or missing:
         return "torch"
     return "numpy"
+
+
+def import_engine(engine: str, device: str, pipeline: Pipeline) -> str:
+    """Import what running ``pipeline`` will take (the numpy kernels, or torch) and say which engine.
+
+    ``batch.process_all`` calls it on a thread while the first input decodes, so the imports
+    (numpy's kernels about 0.1 s, torch about 1 s) overlap the decode instead of following it.
+    """
+    chosen = choose_engine(engine, resolve_device(device), pipeline)
+    if chosen == "torch":
+        import torch  # noqa: F401
+    else:
+        from . import kernels_numpy  # noqa: F401
+    return chosen
 
 
 # --------------------------------------------------------------------------- backends

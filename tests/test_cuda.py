@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from poolcli.batch import InputItem, ProcessOptions, Processor
-from poolcli.engine import cuda_available, quantize, run_pipeline, run_tiled
+from poolcli.devices import cuda_available
+from poolcli.engine import quantize, run_pipeline, run_tiled
 from poolcli.pipeline import Pipeline
 
 needs_cuda = pytest.mark.skipif(not cuda_available(), reason="torch sees no CUDA device")
@@ -92,7 +93,7 @@ def test_batch_end_to_end_on_cuda(invoke, tmp_path):
 @pytest.mark.cuda
 @needs_cuda
 def test_auto_device_picks_cuda():
-    from poolcli.engine import resolve_device
+    from poolcli.devices import resolve_device
 
     assert resolve_device("auto") == "cuda"
 
