@@ -243,6 +243,7 @@ class Processor:
         self.budget = parse_memory_size(options.memory) if options.memory is not None else default_memory_budget()
         self.largest_resident = 0  # the biggest per-input estimate seen: bounds how many are in flight
         self._lock = threading.Lock()
+        self._engine_imports: threading.Thread | None = None
 
     @property
     def keep_stages(self) -> bool:
@@ -303,12 +304,19 @@ class Processor:
                     refuse_over_max_pixels(item.path, header.width, header.height, frames, self.max_pixels)
                 plan = self.plan_for((frames, *header.shape[1:]), fmt)
                 self.execution_for(plan, _itemsize(header.bit_depth), fmt, item.path)
+            self._import_engine_meanwhile()
             image = self._load(item, stdin)
             plan = self.plan_for(image.array.shape, fmt)
             execution = self.execution_for(plan, image.array.dtype.itemsize, fmt, item.path)
         except PoolcliError as exc:
             return Decoded(item, out, outcome=_failed(item, exc))
         return Decoded(item, out, image, plan, execution=execution)
+
+    def _import_engine_meanwhile(self) -> None:
+        """Before the first decode: the engine's imports start on a thread (``import_engine_in_background``)."""
+        with self._lock:
+            if self._engine_imports is None:
+                self._engine_imports = import_engine_in_background(self.pipeline, self.options)
 
     def compute(self, group: list[Decoded]) -> list[tuple[Decoded, Any]]:
         """Run the pipeline once on the stacked group; returns each input with its result view,
@@ -635,6 +643,28 @@ def process_all(
             summary.interrupted = signal.SIGTERM
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def import_engine_in_background(pipeline: Pipeline, options: ProcessOptions) -> threading.Thread:
+    """Import the engine on a thread while the first input decodes (see ``engine.import_engine``).
+
+    Pillow's decoders release the GIL, so on a second core numpy's import all but disappears
+    from ``poolcli pool photo.jpg`` (and torch's from ``--engine torch``). Started any earlier it
+    would only take turns on the GIL with the Python that reads the header. A failure here is
+    left to the main thread, which imports the same modules again and reports what fails.
+    """
+
+    def run() -> None:
+        try:
+            from .engine import import_engine
+
+            import_engine(options.engine, options.device, pipeline)
+        except Exception:  # noqa: BLE001 — reported by the main thread's own import
+            pass
+
+    thread = threading.Thread(target=run, name="poolcli-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def _run_pipelined(processor: Processor, pairs: list[tuple[InputItem, str]], options: ProcessOptions, emit) -> None:

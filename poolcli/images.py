@@ -6,8 +6,8 @@ every way a file can be bad into one ``InputError`` that names the file. Arrays 
 .csv/.txt) are taken as they are. Saving quantizes unit-scaled floats, keeps 16 bits where the
 format can hold them, and replaces files atomically.
 
-Imports stay light because ``shape`` and ``info`` read headers through this module: torch is
-imported only for ``.pt``, pypng only to write 16-bit colour PNGs (Pillow has no such modes; it
+Imports stay light because ``shape`` and ``info`` read headers through this module: numpy is
+imported on first use (``_NumpyOnFirstUse``), torch only for ``.pt``, pypng only to write 16-bit colour PNGs (Pillow has no such modes; it
 reads them as 8 bits, see _read_png16 for how the low bytes are recovered).
 """
 
@@ -20,7 +20,6 @@ import io
 import math
 import os
 import re
-import secrets
 import stat
 import struct
 import sys
@@ -32,10 +31,27 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError, OutputError, PoolcliError, UsageError
+
+
+class _NumpyOnFirstUse:
+    """Stands for numpy here until a function first needs it, then puts the module in its place.
+
+    Why: decoding needs only Pillow, whose decoders release the GIL, so numpy's import (about
+    0.1 s) can run on another thread during the first decode (``engine.import_engine``) instead
+    of before it. After the first use ``np`` is numpy itself: no cost per call.
+    """
+
+    def __getattr__(self, name: str):
+        import numpy
+
+        globals()["np"] = numpy
+        return getattr(numpy, name)
+
+
+np = _NumpyOnFirstUse()
 
 _SINGLE_BLOCK = hasattr(Image.core, "set_use_block_allocator")
 if _SINGLE_BLOCK:
@@ -72,6 +88,7 @@ _CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "I;16": 1, "I": 1, "F": 1,
 _PNG16_COLOUR_TYPES = {2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}  # IHDR colour types Pillow reads as 8 bits
 # Formats whose decoding runs an external program, refused unless the variable says otherwise.
 _EXTERNAL_DECODERS = {"EPS": ("Ghostscript", "POOLCLI_ALLOW_GHOSTSCRIPT")}
+_DECODE_CHUNK = 1 << 22  # bytes per decoder call (Pillow: 64 KiB); fewer calls, fewer waits for the GIL
 _MAX_STREAM_BYTES = 1 << 30  # stdin, pipes and devices are read whole; /dev/zero must not eat the memory
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -83,7 +100,7 @@ _SIGNATURES = (
     (b"BM", "BMP"), (b"qoif", "QOI"), (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"8BPS", "PSD"),
 )
 _ORIENTATION_TAG = 0x0112
-_MAXVALS = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}  # float pixels: 1.0
+_MAXVALS = {"uint8": 255.0, "uint16": 65535.0}  # by dtype name; float pixels: 1.0
 
 # What Pillow (and zlib, libtiff, libjpeg under it) raises for truncated, corrupt or hostile files:
 # OSError, SyntaxError, ValueError, struct.error, EOFError, zlib.error, DecompressionBombError,
@@ -687,7 +704,7 @@ def _decode_picture(img: Image.Image, source: _Source, *, orient: bool, all_fram
         pixels, mode = _pillow_frames(img, all_frames, name)
     return ImageData(
         array=_nchw_from_nhwc(_orient(pixels, orientation)),
-        maxval=_MAXVALS.get(pixels.dtype, 1.0),
+        maxval=_MAXVALS.get(pixels.dtype.name, 1.0),
         mode=mode,
         source_mode=png16 or img.mode,
         format=img.format or "?",
@@ -792,6 +809,7 @@ def _every_frame(img: Image.Image) -> Iterator[Image.Image]:
 def _frame_pixels(frame: Image.Image, name: str, share: bool = False) -> tuple[np.ndarray, str]:
     """One decoded frame as (H, W, C) and its mode; 32-bit "I" is 16 bits when its values fit.
     ``share``: the frame is not decoded again (no later seek), so its buffer may be shared."""
+    frame.decodermaxblock = max(frame.decodermaxblock, _DECODE_CHUNK)
     with _allocator_for(frame):
         frame.load()  # here, inside the caller's try: a truncated file fails now, not later
     target = _target_mode(frame.mode, frame.info, name)
@@ -1177,7 +1195,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     """
     path = os.fspath(path)
     folder, base = os.path.split(path)
-    temp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
+    temp = os.path.join(folder, f".{base}.{os.urandom(6).hex()}.tmp")
     try:
         descriptor = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:

@@ -178,3 +178,36 @@ def test_signal_mid_batch(tmp_path, sig, status):
             image.load()
             assert image.size == (400, 300)
             assert np.array_equal(np.asarray(image), expected), path.name
+
+
+def test_the_engine_imports_start_once_just_before_the_first_decode(monkeypatch, tmp_path):
+    """numpy (or torch) is imported on a thread while Pillow decodes, not before the decode."""
+    import poolcli.batch as batch
+    from poolcli.pipeline import Pipeline
+
+    events: list[str] = []
+    started = batch.import_engine_in_background
+    loading = batch.Processor._load
+    monkeypatch.setattr(batch, "import_engine_in_background",
+                        lambda pipeline, options: events.append("imports") or started(pipeline, options))
+    monkeypatch.setattr(batch.Processor, "_load", lambda self, item, stdin: events.append("decode") or loading(self, item, stdin))
+    pictures = [SAMPLES / "coffee.png", SAMPLES / "photo.jpg", SAMPLES / "gray.png"]
+    summary = batch.process_all([InputItem(str(p)) for p in pictures], Pipeline.from_specs(["avgpool:2"]),
+                                ProcessOptions(output=str(tmp_path), workers=2))
+    assert [o.status for o in summary.outcomes] == ["ok"] * 3
+    assert events[0] == "imports" and events.count("imports") == 1 and events.count("decode") == 3
+
+
+def test_a_failed_background_import_is_left_to_the_main_thread(monkeypatch, tmp_path):
+    import poolcli.batch as batch
+    import poolcli.engine as engine
+    from poolcli.pipeline import Pipeline
+
+    def broken(*args):
+        raise ImportError("no module named numpy, say")
+
+    monkeypatch.setattr(engine, "import_engine", broken)
+    processor = batch.Processor(Pipeline.from_specs(["maxpool:2"]), ProcessOptions())
+    outcome = processor.process(InputItem(str(SAMPLES / "coffee.png")), str(tmp_path / "out.png"))
+    processor._engine_imports.join(timeout=60)
+    assert outcome.status == "ok" and Image.open(tmp_path / "out.png").size == (180, 120)

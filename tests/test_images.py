@@ -964,3 +964,18 @@ def test_every_frame_keeps_its_own_pixels(tmp_path):
     frames = load_image(path, frames="all").array
     assert frames.shape == (2, 3, 3, 4)
     assert frames[0, :, 0, 0].tolist() == [255, 0, 0] and frames[1, :, 0, 0].tolist() == [0, 0, 255]
+
+
+def test_numpy_is_imported_only_when_pixels_become_an_array():
+    """A header (``poolcli shape``/``info``) needs no numpy; the first decoded pixels bring it in,
+    after which the module's ``np`` is numpy itself."""
+    code = (
+        "import sys; from poolcli import images\n"
+        f"header = images.read_header({str(SAMPLES / 'photo.jpg')!r})\n"
+        "assert 'numpy' not in sys.modules, 'numpy imported by a header'\n"
+        f"image = images.load_image({str(SAMPLES / 'photo.jpg')!r})\n"
+        "import numpy\n"
+        "assert images.np is numpy and image.maxval == 255.0 and image.array.dtype == numpy.uint8\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
