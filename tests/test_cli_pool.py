@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -271,3 +272,49 @@ def test_a_tiled_run_to_stdout_keeps_stdout_pure(tmp_path):
     with Image.open(io.BytesIO(proc.stdout)) as picture:
         assert picture.format == "PNG" and picture.size == (200, 133)
     assert b"tiled" in proc.stderr
+
+
+@pytest.mark.parametrize(("args", "narrowed"), [
+    (["pool", "photo.jpg", "-k", "2"], ["pool"]),
+    (["shape", "1x1x4x4", "-S", "maxpool:2"], ["shape"]),
+    (["--help"], None),
+    (["pol", "photo.jpg"], None),  # a typo keeps every command, for click's suggestions
+    ([], None),
+])
+def test_app_for_builds_only_the_command_it_is_given(args, narrowed):
+    from poolcli.cli import app, app_for
+
+    chosen = app_for(args)
+    if narrowed is None:
+        assert chosen is app
+    else:
+        assert [info.callback.__name__ for info in chosen.registered_commands] == narrowed
+        assert len(app.registered_commands) == 8  # the app itself is left whole
+
+
+@pytest.mark.parametrize(("args", "status", "fragment"), [
+    (["pool", str(SAMPLES / "coffee.png"), "-k", "2", "-q"], 0, b""),
+    (["pool", "missing.png", "-k", "2"], 1, b"poolcli: error: missing.png"),
+    (["pool", str(SAMPLES / "coffee.png"), "-k", "0"], 2, b"kernel_size=0"),
+    (["pol", "x.png"], 2, b"Did you mean 'pool'"),
+])
+def test_the_process_exits_with_the_command_status(tmp_path, args, status, fragment):
+    """`python -m poolcli` ends through environment.exit_now: the same statuses, stderr flushed."""
+    out = ["-o", str(tmp_path / "out.png")] if args[0] == "pool" and status == 0 else []
+    proc = subprocess.run([sys.executable, "-m", "poolcli", *args, *out], capture_output=True, timeout=120)
+    assert proc.returncode == status, proc.stderr.decode()
+    assert fragment in proc.stderr
+    if out:
+        assert Image.open(out[1]).size == (180, 120)
+
+
+def test_main_sets_one_openblas_thread_unless_told_otherwise():
+    code = ("import os, sys; from poolcli.cli import main\n"
+            "try:\n main(['shape', '1x1x4x4', '-S', 'maxpool:2'])\nexcept SystemExit: pass\n"
+            "print(os.environ['OPENBLAS_NUM_THREADS'])")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=60).stdout.splitlines()[-1] == "1"
+    env["OPENBLAS_NUM_THREADS"] = "4"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=60).stdout.splitlines()[-1] == "4"
