@@ -244,6 +244,7 @@ class Processor:
         self.largest_resident = 0  # the biggest per-input estimate seen: bounds how many are in flight
         self._lock = threading.Lock()
         self._engine_imports: threading.Thread | None = None
+        self.compute_threads = 1  # the numpy kernels' threads: the cores, when nothing else runs (process_all)
 
     @property
     def keep_stages(self) -> bool:
@@ -373,6 +374,7 @@ class Processor:
             device=options.device,
             engine=options.engine,
             seed=options.seed,
+            threads=self.compute_threads,
         )
         if len(group) == 1 and first.execution is not None and first.execution.mode == "tiled":
             fmt = self.output_format(first.out)
@@ -632,6 +634,7 @@ def process_all(
     with _signals_as_exceptions():
         try:
             if len(pairs) == 1 or any(item.path == "-" for item, _ in pairs):
+                processor.compute_threads = _workers(options)  # no decode or encode thread to share the cores with
                 for item, out in pairs:
                     if emit(processor.process(item, out, stdin=stdin, stdout=stdout)):
                         break
@@ -667,6 +670,11 @@ def import_engine_in_background(pipeline: Pipeline, options: ProcessOptions) -> 
     return thread
 
 
+def _workers(options: ProcessOptions) -> int:
+    """``--workers``, by default the core count."""
+    return max(1, options.workers or os.cpu_count() or 1)
+
+
 def _run_pipelined(processor: Processor, pairs: list[tuple[InputItem, str]], options: ProcessOptions, emit) -> None:
     """Decode ahead in threads, compute batches here, encode behind in threads.
 
@@ -676,7 +684,7 @@ def _run_pipelined(processor: Processor, pairs: list[tuple[InputItem, str]], opt
     """
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    workers = max(1, options.workers or os.cpu_count() or 1)
+    workers = _workers(options)
     batch_size = max(1, options.batch_size if _batchable(processor.pipeline, options) else 1)
     decode_ahead = max(2 * workers, 2 * batch_size)
     encode_limit = 2 * workers + batch_size

@@ -132,7 +132,7 @@ SaveStagesOpt = Annotated[Optional[str], typer.Option("--save-stages", help="Wri
 MontageOpt = Annotated[Optional[str], typer.Option("--montage", help="Write the input and every stage side by side.", rich_help_panel=OUTPUT)]
 RecursiveOpt = Annotated[bool, typer.Option("-r", "--recursive", help="Descend into folders.", rich_help_panel=BATCH)]
 FilesFromOpt = Annotated[Optional[str], typer.Option("--files-from", help="Read input paths from FILE or - (one per line).", rich_help_panel=BATCH)]
-WorkersOpt = Annotated[Optional[int], typer.Option("--workers", help="Decode/encode threads (default: the core count).", rich_help_panel=BATCH)]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", help="Threads: decode/encode for many inputs, compute for one (default: the core count).", rich_help_panel=BATCH)]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", help="Same-size images stacked per batch.", rich_help_panel=BATCH)]
 MemoryOpt = Annotated[Optional[str], typer.Option("--memory", help="Memory budget, e.g. 2G or 512M (default: half the available RAM); bigger images run tiled.", rich_help_panel=PROCESSING)]
 SkipExistingOpt = Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whose output exists.", rich_help_panel=BATCH)]

@@ -20,6 +20,7 @@ alpha are premultiplied around averaging stages so transparent pixels leave no d
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -309,6 +310,7 @@ def run_pipeline(
     keep_stages: bool = False,
     bit_depth: int | None = None,
     normalize: str = "auto",
+    threads: int = 1,
 ) -> RunResult:
     """Run ``pipeline`` on an N×C×H×W ``array`` in its native dtype (``maxval``: 255 for 8-bit).
 
@@ -316,11 +318,29 @@ def run_pipeline(
     alpha in the last channel) makes averaging stages work on premultiplied colour.
     ``bit_depth`` (8 or 16: the output is an image, ``normalize`` its policy) lets the numpy
     engine write a plain 8-bit average pool's integers straight from its window sums, the same
-    numbers ``quantize`` would give, with no float32 image in between.
+    numbers ``quantize`` would give, with no float32 image in between. ``threads``: how many
+    the numpy engine's window reductions may use (torch keeps its own).
     """
     plan = plan or pipeline.plan(array.shape)
     device = resolve_device(device)
     backend = backend_for(choose_engine(engine, device, pipeline), device)
+    with _kernel_threads(backend, threads):
+        return _run_whole(backend, pipeline, array, plan, maxval, raw_scale, premultiply, device, seed,
+                          keep_stages, bit_depth, normalize)
+
+
+def _kernel_threads(backend: Any, threads: int) -> Any:
+    """``kernels_numpy.threads(threads)`` for the numpy engine; nothing to set for torch."""
+    if backend.name != "numpy" or threads <= 1:
+        return contextlib.nullcontext()
+    from .kernels_numpy import threads as kernel_threads
+
+    return kernel_threads(threads)
+
+
+def _run_whole(backend: Any, pipeline: Pipeline, array: np.ndarray, plan: Plan, maxval: float, raw_scale: bool,
+               premultiply: bool, device: str, seed: int, keep_stages: bool, bit_depth: int | None,
+               normalize: str) -> RunResult:
     scale = 1.0 if raw_scale else float(maxval)
     value_max = float(maxval) if raw_scale else 1.0
     if bit_depth == 8 and maxval == 255 and backend.name == "numpy" and normalize in ("auto", "clip") \
@@ -491,6 +511,7 @@ def run_tiled(
     engine: str = "auto",
     seed: int = 0,
     plan: Plan | None = None,
+    threads: int = 1,
 ) -> RunResult:
     """Run ``pipeline`` tile by tile (output tiles of at most ``tile``), each from the input
     region it needs (tiling.tile_region), converted to float per tile and written into one
@@ -516,7 +537,8 @@ def run_tiled(
             (r0, r1), (c0, c1) = region.input_rows, region.input_cols
             run = Run(plan, seed, scale)
             x = backend.upload(array[..., r0:r1, c0:c1])
-            y = _run_stages(backend, plan, x, run, premultiply, seconds, crops=region.crops)
+            with _kernel_threads(backend, threads):
+                y = _run_stages(backend, plan, x, run, premultiply, seconds, crops=region.crops)
             yield region, y, run.scale
 
     def place(out: np.ndarray, region: Any, values: np.ndarray) -> None:

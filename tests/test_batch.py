@@ -211,3 +211,19 @@ def test_a_failed_background_import_is_left_to_the_main_thread(monkeypatch, tmp_
     outcome = processor.process(InputItem(str(SAMPLES / "coffee.png")), str(tmp_path / "out.png"))
     processor._engine_imports.join(timeout=60)
     assert outcome.status == "ok" and Image.open(tmp_path / "out.png").size == (180, 120)
+
+
+def test_one_input_computes_on_every_worker_and_a_batch_on_one(monkeypatch, tmp_path):
+    """A lone picture has the cores to itself; in a batch the decode and encode threads use them."""
+    import poolcli.engine as engine
+    from poolcli.batch import process_all
+    from poolcli.pipeline import Pipeline
+
+    seen: list[int] = []
+    real = engine.run_pipeline
+    monkeypatch.setattr(engine, "run_pipeline", lambda *a, threads=1, **k: seen.append(threads) or real(*a, threads=threads, **k))
+    pipeline = Pipeline.from_specs(["avgpool:2"])
+    process_all([InputItem(str(SAMPLES / "coffee.png"))], pipeline, ProcessOptions(output=str(tmp_path / "one"), workers=3))
+    process_all([InputItem(str(SAMPLES / name)) for name in ("coffee.png", "gray.png")], pipeline,
+                ProcessOptions(output=str(tmp_path / "many"), workers=3))
+    assert seen == [3, 1, 1]

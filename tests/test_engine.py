@@ -47,3 +47,16 @@ def test_the_d2l_average_through_the_engine():
     x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
     result = run_pipeline(Pipeline.from_specs(["avgpool:2,s=1"]), x)
     np.testing.assert_array_equal(result.values()[0, 0], [[2, 3], [5, 6]])
+
+
+def test_threads_change_the_time_not_the_numbers():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (1, 3, 700, 800), dtype=np.uint8)
+    pipeline = Pipeline.from_specs(["avgpool:2"])
+    one = run_pipeline(pipeline, x, maxval=255, engine="numpy", bit_depth=8)
+    two = run_pipeline(pipeline, x, maxval=255, engine="numpy", bit_depth=8, threads=2)
+    np.testing.assert_array_equal(quantize(two, 8).array, quantize(one, 8).array)
+    floats = run_pipeline(Pipeline.from_specs(["maxpool:3,s=2", "relu"]), x, maxval=255, engine="numpy", threads=2)
+    np.testing.assert_array_equal(floats.values(),
+                                  run_pipeline(Pipeline.from_specs(["maxpool:3,s=2", "relu"]), x, maxval=255,
+                                               engine="numpy").values())

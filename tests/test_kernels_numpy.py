@@ -524,3 +524,37 @@ def test_widening_to_the_pixel_stride_stays_inside_the_buffer():
     tail = np.zeros(4 * 5 * 4, np.uint8)[:-1]  # an RGBX buffer cut one byte short
     cut = np.lib.stride_tricks.as_strided(tail, (1, 3, 4, 5), (80, 1, 20, 4))
     assert K._with_pixel_padding(cut) is cut
+
+
+@pytest.mark.parametrize("op", ["max", "min", "avg", "avg_quantized"])
+@pytest.mark.parametrize("layout", ["planar", "rgbx"])
+def test_threads_give_the_same_numbers_as_one(op, layout):
+    """``threads(3)`` splits a 1×3×601×900 image's output rows into bands; every band's rows equal
+    the one-thread result, including the odd last rows and a 3×3, stride-2, padded window."""
+    rng = np.random.default_rng(7)
+    if layout == "planar":
+        x = rng.integers(0, 256, (1, 3, 601, 900), dtype=np.uint8)
+    else:
+        x = rng.integers(0, 256, (601, 900, 4), dtype=np.uint8)[..., :3].transpose(2, 0, 1)[None]
+    k, s, p = (3, 3), (2, 2), (1, 1)
+    run = {
+        "max": lambda: K.max_pool2d(x, k, s, p, (1, 1), False),
+        "min": lambda: K.min_pool2d(x, k, s, p, (1, 1), True),
+        "avg": lambda: K.avg_pool2d(x, k, s, p, True, False, None),
+        "avg_quantized": lambda: K.avg_pool2d_quantized(x, k, s, p, False, True, None),
+    }[op]
+    alone = run()
+    with K.threads(3):
+        shared = run()
+    assert K._threads == 1  # restored on leaving
+    np.testing.assert_array_equal(shared, alone)
+
+
+def test_bands_cover_every_row_once_and_small_outputs_stay_on_one_thread():
+    seen: list[tuple[int, int]] = []
+    with K.threads(4):
+        K._in_bands(lambda lo, hi: seen.append((lo, hi)), 10, 4 * K._BAND_MIN_OUTPUTS)
+        assert sorted(seen) == [(0, 2), (2, 5), (5, 7), (7, 10)]
+        seen.clear()
+        K._in_bands(lambda lo, hi: seen.append((lo, hi)), 10, K._BAND_MIN_OUTPUTS - 1)
+        assert seen == [(0, 10)]
