@@ -8,6 +8,7 @@ memory, far above 1 by arithmetic or Python overhead. GB/s counts bytes read plu
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -61,14 +62,29 @@ def bandwidth_table(title: str, cases: list[Case], runs: int, notes: list[str]) 
 # ------------------------------------------------------------------------------------ poolcli
 
 
-def _poolcli(op: str, array: np.ndarray, engine: str, device: str) -> Callable[[], None]:
-    """poolcli's library as the CLI drives it: run the one-stage pipeline, quantize to uint8."""
+def _poolcli(op: str, array: np.ndarray, engine: str, device: str, threads: int = 1) -> Callable[[], None]:
+    """poolcli's library as the CLI drives it for one 8-bit picture: the one-stage pipeline told
+    that its output is an 8-bit image (``bit_depth=8``, as ``batch`` says), quantized to uint8;
+    ``threads`` as ``--workers`` gives a lone input (left out where this poolcli predates them)."""
+    import inspect
+
     from poolcli.engine import quantize, run_pipeline
     from poolcli.pipeline import Pipeline
 
     pipeline = Pipeline.from_specs([f"{op}pool:2"])
     plan = pipeline.plan(array.shape)
-    return lambda: quantize(run_pipeline(pipeline, array, maxval=255, device=device, engine=engine, plan=plan), 8)
+    accepted = inspect.signature(run_pipeline).parameters
+    options = {name: value for name, value in (("bit_depth", 8), ("threads", threads)) if name in accepted}
+    return lambda: quantize(run_pipeline(pipeline, array, maxval=255, device=device, engine=engine, plan=plan,
+                                         **options), 8)
+
+
+def _threads_supported() -> bool:
+    import inspect
+
+    from poolcli.engine import run_pipeline
+
+    return "threads" in inspect.signature(run_pipeline).parameters
 
 
 def _poolcli_stage(op: str, array: np.ndarray, device: str) -> Callable[[], float]:
@@ -125,6 +141,10 @@ def memory_table(runs: int) -> Table:
     cases = [Case("memcpy (np.copyto)", lambda: np.copyto(copy, hwc), 2 * x.nbytes)]
     for engine in ("numpy", "torch"):
         cases += [Case(f"poolcli {op}, {engine} engine", _poolcli(op, x, engine, "cpu"), moved) for op in ("max", "avg")]
+    cores = os.cpu_count() or 1
+    if cores > 1 and _threads_supported():
+        cases += [Case(f"poolcli {op}, numpy engine, {cores} threads", _poolcli(op, x, "numpy", "cpu", cores), moved)
+                  for op in ("max", "avg")]
     planar = np.ascontiguousarray(x)  # what images.load_image hands over when it copies to planar NCHW
     cases += [Case(f"poolcli {op}, numpy engine, planar NCHW input", _poolcli(op, planar, "numpy", "cpu"), moved)
               for op in ("max", "avg")]
@@ -133,8 +153,9 @@ def memory_table(runs: int) -> Table:
     notes = [
         "input: 3000×4000×3 uint8 (36 MB) seen as a 1×3×3000×4000 NCHW view, as Pillow hands a decoded JPEG over;"
         " output 1×3×1500×2000 uint8; the planar rows take a C-contiguous NCHW copy instead",
-        "poolcli rows: `run_pipeline` + `quantize` (the CLI's path from decoded pixels to encoder input)",
-        f"{torch.get_num_threads()} torch threads; numpy kernels run on one thread",
+        "poolcli rows: `run_pipeline(..., bit_depth=8)` + `quantize` (the CLI's path from decoded pixels to encoder"
+        " input); one thread unless the row says more (a lone input computes on `--workers` threads, the cores)",
+        f"{torch.get_num_threads()} torch threads",
     ]
     return bandwidth_table("memory: 2×2 pooling of a 12 MP uint8 array in memory (CPU)", cases, runs, notes)
 
