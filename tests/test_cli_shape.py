@@ -82,6 +82,24 @@ def test_shape_does_not_import_torch():
     assert proc.returncode == 0, proc.stderr.decode()
 
 
+@pytest.mark.parametrize("args", [
+    ["shape", "1x1x28x28", "-S", "maxpool:2"],
+    ["shape", "PHOTO", "-S", "maxpool:2"],
+    ["info", "PHOTO"],
+    ["filters"],
+])
+def test_the_plan_and_header_commands_import_neither_numpy_nor_torch(args):
+    """They read headers and do shape arithmetic: no pixel becomes an array, so numpy stays out too."""
+    args = [str(SAMPLES / "photo.jpg") if arg == "PHOTO" else arg for arg in args]
+    code = (
+        f"import sys\nfrom poolcli.cli import main\ntry:\n main({args!r})\n"
+        "except SystemExit as e: assert not e.code, e.code\n"
+        "assert not {'numpy', 'torch'} & set(sys.modules), sorted({'numpy', 'torch'} & set(sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+
+
 def test_shape_importtime_has_no_torch():
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "poolcli", "shape", "1x1x28x28", "-S", "maxpool:2"],
