@@ -60,8 +60,8 @@ def choose_engine(engine: str, device: str, pipeline: Pipeline) -> str:
 def import_engine(engine: str, device: str, pipeline: Pipeline) -> str:
     """Import what running ``pipeline`` will take (the numpy kernels, or torch) and say which engine.
 
-    ``batch.process_all`` calls it on a thread while the first input decodes, so the imports
-    (numpy's kernels about 0.1 s, torch about 1 s) overlap the decode instead of following it.
+    ``batch.import_engine_in_background`` calls it on a thread while the first input decodes, so
+    the imports (numpy's kernels about 0.1 s, torch about 1 s) overlap the decode instead of following it.
     """
     chosen = choose_engine(engine, resolve_device(device), pipeline)
     if chosen == "torch":

@@ -40,6 +40,7 @@ _BLOCK_BYTES = 1 << 21
 _BAND_MIN_OUTPUTS = 1 << 17
 _threads = 1
 _executor = None
+_executor_size = 0
 _executor_lock = threading.Lock()
 
 
@@ -62,13 +63,16 @@ def threads(count: int) -> Iterator[None]:
 
 
 def _pool():
-    """The threads for bands, started on first use and kept (a pool per call would cost more than a band)."""
-    global _executor
+    """The threads for bands, started on first use and kept (a pool per call would cost more than a
+    band); a later, bigger ``threads(n)`` replaces it once the old one's bands are done."""
+    global _executor, _executor_size
     with _executor_lock:
-        if _executor is None or _executor._max_workers < _threads:
+        if _executor is None or _executor_size < _threads:
             from concurrent.futures import ThreadPoolExecutor
 
-            _executor = ThreadPoolExecutor(max_workers=_threads, thread_name_prefix="poolcli-kernel")
+            if _executor is not None:
+                _executor.shutdown(wait=False)
+            _executor, _executor_size = ThreadPoolExecutor(_threads, thread_name_prefix="poolcli-kernel"), _threads
         return _executor
 
 
