@@ -23,7 +23,6 @@ import re
 import stat
 import struct
 import sys
-import tempfile
 import threading
 import warnings
 import zlib
@@ -366,14 +365,16 @@ _QUIET_CATEGORIES = (DeprecationWarning, PendingDeprecationWarning, ImportWarnin
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[_DecodeLog]:
+def _quiet(head: bytes = b"") -> Iterator[_DecodeLog]:
     """Decode with nothing reaching the user's terminal; yields the log of what decoders said.
+    ``head``: the file's first bytes; a TIFF's (``II``/``MM``) installs the libtiff handlers.
 
     - Python warnings are recorded into the decoding thread's log. catch_warnings is process
       state, so one capture is installed for all threads at once (counted, restored by the
       last one out); warnings from threads that are not decoding go to the old showwarning.
     - libtiff prints straight to stderr from C (hundreds of lines for some broken TIFFs): its
-      error and warning handlers are replaced once, for good, by one that records (_libtiff).
+      error and warning handlers are replaced once, for good, by one that records (_libtiff),
+      when the first TIFF is read: only TIFFs reach libtiff, and finding it costs ctypes.util.
     - Anything else C code writes to fd 2 is captured by pointing fd 2 at a temporary file, only
       in the main thread and when no other capture runs: with worker threads decoding, the main
       thread prints the batch's own error lines and progress to fd 2, and those must not be lost.
@@ -381,7 +382,8 @@ def _quiet() -> Iterator[_DecodeLog]:
     log = _DecodeLog()
     enclosing = getattr(_decode_logs, "log", None)
     _decode_logs.log = log
-    _libtiff.install()
+    if head[:2] in (b"II", b"MM"):
+        _libtiff.install()
     _start_warning_capture()
     try:
         with _stderr_captured(log):
@@ -436,7 +438,7 @@ def _stderr_captured(log: _DecodeLog) -> Iterator[None]:
         except OSError:  # no fd 2 at all (a daemon): nothing can reach a terminal
             yield
             return
-        capture = tempfile.TemporaryFile()
+        capture = _capture_file()
         try:
             os.dup2(capture.fileno(), 2)
             log.stderr_capture = capture
@@ -451,6 +453,16 @@ def _stderr_captured(log: _DecodeLog) -> Iterator[None]:
             capture.close()
     finally:
         _stderr_capture_lock.release()
+
+
+def _capture_file() -> BinaryIO:
+    """An anonymous file for fd 2 while decoding: in memory where Linux offers it, else a temporary file."""
+    if hasattr(os, "memfd_create"):
+        with contextlib.suppress(OSError):
+            return os.fdopen(os.memfd_create("poolcli-decoder-stderr", os.MFD_CLOEXEC), "w+b")
+    import tempfile
+
+    return tempfile.TemporaryFile()
 
 
 class _LibtiffHandlers:
@@ -583,7 +595,7 @@ def _why_unopenable(source: _Source, signature: str | None) -> str | None:
         return None
     factory = plugin[0]
     try:
-        with source.open() as fp, _quiet() as log:
+        with source.open() as fp, _quiet(source.head) as log:
             try:
                 factory(fp, source.name).close()
             except PoolcliError:
@@ -616,7 +628,7 @@ def _reason(exc: BaseException) -> str:
 
 def _picture_header(source: _Source, orient: bool) -> ImageHeader:
     _allow_any_size()
-    with source.open() as fp, _quiet() as log:
+    with source.open() as fp, _quiet(source.head) as log:
         try:
             with Image.open(fp) as img:
                 png16 = _png16_mode(source.head)
@@ -638,7 +650,7 @@ def _load_picture(source: _Source, *, orient: bool, all_frames: bool, max_pixels
     """Decode in one go from a fresh file object: a failed decode ends here, so no image object is
     ever loaded twice (a second load() of a truncated palette PNG raises odd TypeErrors)."""
     _allow_any_size()
-    with source.open() as fp, _quiet() as log:
+    with source.open() as fp, _quiet(source.head) as log:
         try:
             with Image.open(fp) as img:
                 return _decode_picture(img, source, orient=orient, all_frames=all_frames, max_pixels=max_pixels)
@@ -999,7 +1011,7 @@ def _load_pt(source: _Source) -> np.ndarray:
 
     import torch
 
-    with source.open() as fp, _quiet():
+    with source.open() as fp, _quiet(source.head):
         try:
             value = torch.load(fp, weights_only=True, map_location="cpu")
         except pickle.UnpicklingError as exc:

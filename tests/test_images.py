@@ -979,3 +979,18 @@ def test_numpy_is_imported_only_when_pixels_become_an_array():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_only_a_tiff_installs_the_libtiff_handlers(tmp_path):
+    """Finding libtiff costs ctypes.util and a look through /proc/self/maps: a JPEG or PNG run skips it."""
+    tiff = tmp_path / "scan.tif"
+    Image.new("L", (8, 8), 7).save(tiff, compression="tiff_deflate")
+    code = (
+        "import sys; from poolcli import images\n"
+        f"images.load_image({str(SAMPLES / 'photo.jpg')!r}); images.load_image({str(SAMPLES / 'coffee.png')!r})\n"
+        "assert not images._libtiff._tried and 'ctypes.util' not in sys.modules, 'libtiff looked up for a JPEG'\n"
+        f"assert images.load_image({str(tiff)!r}).array.max() == 7\n"
+        "assert images._libtiff._tried\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
