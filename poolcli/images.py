@@ -459,7 +459,7 @@ def _capture_file() -> BinaryIO:
     """An anonymous file for fd 2 while decoding: in memory where Linux offers it, else a temporary file."""
     if hasattr(os, "memfd_create"):
         with contextlib.suppress(OSError):
-            return os.fdopen(os.memfd_create("poolcli-decoder-stderr", os.MFD_CLOEXEC), "w+b")
+            return os.fdopen(os.memfd_create("poolcli-decoder-stderr", getattr(os, "MFD_CLOEXEC", 0)), "w+b")
     import tempfile
 
     return tempfile.TemporaryFile()
