@@ -7,8 +7,9 @@ every way a file can be bad into one ``InputError`` that names the file. Arrays 
 format can hold them, and replaces files atomically.
 
 Imports stay light because ``shape`` and ``info`` read headers through this module: numpy is
-imported on first use (``_NumpyOnFirstUse``), torch only for ``.pt``, pypng only to write 16-bit colour PNGs (Pillow has no such modes; it
-reads them as 8 bits, see _read_png16 for how the low bytes are recovered).
+imported on first use (``_NumpyOnFirstUse``), torch only for ``.pt``, pypng only to write 16-bit
+colour PNGs (Pillow has no such modes; it reads them as 8 bits, see _read_png16 for how the low
+bytes are recovered).
 """
 
 from __future__ import annotations
@@ -375,7 +376,7 @@ def _quiet(head: bytes = b"") -> Iterator[_DecodeLog]:
     - libtiff prints straight to stderr from C (hundreds of lines for some broken TIFFs): its
       error and warning handlers are replaced once, for good, by one that records (_libtiff),
       when the first TIFF is read: only TIFFs reach libtiff, and finding it costs ctypes.util.
-    - Anything else C code writes to fd 2 is captured by pointing fd 2 at a temporary file, only
+    - Anything else C code writes to fd 2 is captured by pointing fd 2 at an anonymous file, only
       in the main thread and when no other capture runs: with worker threads decoding, the main
       thread prints the batch's own error lines and progress to fd 2, and those must not be lost.
     """
@@ -481,13 +482,14 @@ class _LibtiffHandlers:
         self._keep: list = []  # the library handles and the callback, alive as long as the process
 
     def install(self) -> None:
+        """Once per process; a thread that arrives during the install waits for it to finish."""
         if self._tried:
             return
         with self._lock:
             if not self._tried:
-                self._tried = True
                 with contextlib.suppress(Exception):
                     self._install()
+                self._tried = True
 
     @property
     def installed(self) -> bool:
@@ -1187,6 +1189,8 @@ def save_image(
     """
     to_stream = not isinstance(dest, (str, os.PathLike)) or os.fspath(dest) == "-"
     fmt = output_format(None if to_stream else dest, format)
+    if fmt == "tiff":
+        _libtiff.install()  # libtiff's messages while writing are dropped, as while reading they are logged
     encode = _encoder(np.asarray(array), fmt, bit_depth=bit_depth, quality=quality,
                       compress_level=compress_level, has_alpha=has_alpha)
     if not to_stream:

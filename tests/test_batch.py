@@ -223,7 +223,9 @@ def test_one_input_computes_on_every_worker_and_a_batch_on_one(monkeypatch, tmp_
     real = engine.run_pipeline
     monkeypatch.setattr(engine, "run_pipeline", lambda *a, threads=1, **k: seen.append(threads) or real(*a, threads=threads, **k))
     pipeline = Pipeline.from_specs(["avgpool:2"])
-    process_all([InputItem(str(SAMPLES / "coffee.png"))], pipeline, ProcessOptions(output=str(tmp_path / "one"), workers=3))
-    process_all([InputItem(str(SAMPLES / name)) for name in ("coffee.png", "gray.png")], pipeline,
-                ProcessOptions(output=str(tmp_path / "many"), workers=3))
+    one = process_all([InputItem(str(SAMPLES / "coffee.png"))], pipeline,
+                      ProcessOptions(output=str(tmp_path / "one.png"), workers=3))
+    many = process_all([InputItem(str(SAMPLES / name)) for name in ("coffee.png", "gray.png")], pipeline,
+                       ProcessOptions(output=str(tmp_path / "many"), workers=3))
+    assert [o.status for o in one.outcomes + many.outcomes] == ["ok"] * 3
     assert seen == [3, 1, 1]

@@ -994,3 +994,27 @@ def test_only_a_tiff_installs_the_libtiff_handlers(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_thread_that_meets_the_libtiff_install_waits_for_it(monkeypatch):
+    """Two batch workers reach their first TIFF together: neither may decode before the handlers are in."""
+    import threading
+
+    from poolcli import images
+
+    handlers = images._LibtiffHandlers()
+    done = threading.Event()
+    entered = threading.Event()
+
+    def slow_install():
+        entered.set()
+        time.sleep(0.2)
+        done.set()
+
+    monkeypatch.setattr(handlers, "_install", slow_install)
+    first = threading.Thread(target=handlers.install)
+    first.start()
+    entered.wait(5)
+    handlers.install()  # the second caller
+    assert done.is_set()
+    first.join(5)
