@@ -221,8 +221,10 @@ def test_tiled_equals_whole_image(engine, specs, shape, tile, normalize, depth, 
     if engine == "numpy":
         np.testing.assert_array_equal(tiled.quantized.array, expected.array)
         np.testing.assert_array_equal(floats, whole.values())
-    else:  # torch's CPU kernels (conv, pow) vectorise by size: a last-bit difference can flip a rounding
-        np.testing.assert_allclose(floats, whole.values(), rtol=1e-5, atol=1e-6)
+    else:  # torch's CPU kernels (conv, pow) vectorise by size: a last-bit difference can flip a rounding,
+        # and up to four float32 stages compound it (hypothesis found 2e-5 relative); a tile in the
+        # wrong place would be off by whole pixel values
+        np.testing.assert_allclose(floats, whole.values(), rtol=1e-4, atol=1e-5)
         difference = np.abs(tiled.quantized.array.astype(np.int64) - expected.array.astype(np.int64))
         assert difference.max(initial=0) <= 1
 
