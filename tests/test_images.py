@@ -1018,3 +1018,21 @@ def test_a_thread_that_meets_the_libtiff_install_waits_for_it(monkeypatch):
     handlers.install()  # the second caller
     assert done.is_set()
     first.join(5)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "bmp"])
+def test_rgb_pooled_into_rgbx_memory_writes_what_a_packed_copy_writes(tmp_path, fmt):
+    """The kernels pool RGB photos into RGBX buffers; the encoder takes those rows as they are
+    (JPEG) or through Pillow's copy, never through numpy's strided packing, and writes the same file."""
+    from poolcli import kernels_numpy
+
+    rgbx = np.random.default_rng(5).integers(0, 256, (1, 30, 44, 4), dtype=np.uint8)
+    view = rgbx[..., :3].transpose(0, 3, 1, 2)
+    pooled = kernels_numpy.avg_pool2d_quantized(view, (2, 2), (2, 2), (0, 0), False, True, None)
+    assert pooled.strides[3] == 4
+    options = {"quality": 90} if fmt in ("jpeg", "webp") else {}
+    save_image(pooled, tmp_path / f"rgbx.{fmt}", **options)
+    save_image(np.ascontiguousarray(pooled), tmp_path / f"packed.{fmt}", **options)
+    assert (tmp_path / f"rgbx.{fmt}").read_bytes() == (tmp_path / f"packed.{fmt}").read_bytes()
+    with Image.open(tmp_path / f"rgbx.{fmt}") as written:
+        assert written.mode == "RGB" and written.size == (22, 15)

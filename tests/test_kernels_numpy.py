@@ -506,7 +506,7 @@ def test_rgb_views_of_rgbx_memory_give_the_packed_result(kernel):
     rgbx = rng.integers(0, 256, (1, 37, 52, 4), dtype=np.uint8)
     view = rgbx[..., :3].transpose(0, 3, 1, 2)
     packed = np.ascontiguousarray(rgbx[..., :3]).transpose(0, 3, 1, 2)
-    assert K._with_pixel_padding(view).shape == (1, 4, 37, 52)
+    assert K.with_pixel_padding(view).shape == (1, 4, 37, 52)
     args = ((3, 2), (2, 2), (1, 0))
     run = {
         "max": lambda x: K.max_pool2d(x, *args, (1, 1), False),
@@ -520,10 +520,10 @@ def test_rgb_views_of_rgbx_memory_give_the_packed_result(kernel):
 def test_widening_to_the_pixel_stride_stays_inside_the_buffer():
     rgb = np.zeros((1, 4, 5, 3), np.uint8)
     view = rgb[..., :2].transpose(0, 3, 1, 2)  # two channels of three-byte pixels: widened to three
-    assert K._with_pixel_padding(view).shape == (1, 3, 4, 5)
+    assert K.with_pixel_padding(view).shape == (1, 3, 4, 5)
     tail = np.zeros(4 * 5 * 4, np.uint8)[:-1]  # an RGBX buffer cut one byte short
     cut = np.lib.stride_tricks.as_strided(tail, (1, 3, 4, 5), (80, 1, 20, 4))
-    assert K._with_pixel_padding(cut) is cut
+    assert K.with_pixel_padding(cut) is cut
 
 
 @pytest.mark.parametrize("op", ["max", "min", "avg", "avg_quantized"])
@@ -558,3 +558,30 @@ def test_bands_cover_every_row_once_and_small_outputs_stay_on_one_thread():
         seen.clear()
         K._in_bands(lambda lo, hi: seen.append((lo, hi)), 10, K._BAND_MIN_OUTPUTS - 1)
         assert seen == [(0, 10)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    pad=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    ceil_mode=st.booleans(),
+    count_include_pad=st.booleans(),
+    divisor_override=st.none() | st.integers(1, 20),
+    alpha=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_sums_on_whole_pixels_give_the_per_channel_numbers(kernel, stride, pad, ceil_mode, count_include_pad,
+                                                           divisor_override, alpha, seed):
+    """RGBX (or RGBA) pixels are summed four uint16 lanes at a time; every window, padding rule and
+    divisor must give exactly the planar per-channel result, and RGB of RGBX comes back as RGBX."""
+    assume(all(p <= k // 2 for p, k in zip(pad, kernel)))
+    pixels = np.random.default_rng(seed).integers(0, 256, (1, 23, 31, 4), dtype=np.uint8)
+    x = pixels.transpose(0, 3, 1, 2) if alpha else pixels[..., :3].transpose(0, 3, 1, 2)
+    planar = np.ascontiguousarray(x)
+    assert K._pixel_lanes(np.add, K.with_pixel_padding(x), K._empty_like_pixels(x, x.shape, np.uint8), np.dtype(np.uint16), print)
+    args = (kernel, stride, pad, ceil_mode, count_include_pad, divisor_override)
+    got = K.avg_pool2d_quantized(x, *args)
+    np.testing.assert_array_equal(got, K.avg_pool2d_quantized(planar, *args))
+    np.testing.assert_array_equal(K.avg_pool2d(x, *args), K.avg_pool2d(planar, *args))
+    assert got.strides[3] == 4  # pooled into four-byte pixels, as the encoder takes them
