@@ -325,8 +325,24 @@ def run_pipeline(
     device = resolve_device(device)
     backend = backend_for(choose_engine(engine, device, pipeline), device)
     with _kernel_threads(backend, threads):
-        return _run_whole(backend, pipeline, array, plan, maxval, raw_scale, premultiply, device, seed,
-                          keep_stages, bit_depth, normalize)
+        scale = 1.0 if raw_scale else float(maxval)
+        value_max = float(maxval) if raw_scale else 1.0
+        if bit_depth == 8 and maxval == 255 and backend.name == "numpy" and normalize in ("auto", "clip") \
+                and len(plan.stages) == 1 and not (keep_stages or premultiply or raw_scale):
+            from .numpy_engine import quantized_average
+
+            start = time.perf_counter()
+            direct = quantized_average(plan.stages[0].stage, array)
+            if direct is not None:
+                return RunResult(
+                    None, scale, value_max, [time.perf_counter() - start], device, plan, backend,
+                    batch_size=len(array), quantized=Quantized(direct, "clip" if normalize == "clip" else "none"),
+                )
+        run = Run(plan, seed, scale)
+        seconds = [0.0] * len(plan.stages)
+        outputs: list[Any] = [] if keep_stages else None  # type: ignore[assignment]
+        x = _run_stages(backend, plan, backend.upload(array), run, premultiply, seconds, outputs=outputs)
+        return RunResult(x, run.scale, value_max, seconds, device, plan, backend, outputs or [], len(array))
 
 
 def _kernel_threads(backend: Any, threads: int) -> Any:
@@ -336,29 +352,6 @@ def _kernel_threads(backend: Any, threads: int) -> Any:
     from .kernels_numpy import threads as kernel_threads
 
     return kernel_threads(threads)
-
-
-def _run_whole(backend: Any, pipeline: Pipeline, array: np.ndarray, plan: Plan, maxval: float, raw_scale: bool,
-               premultiply: bool, device: str, seed: int, keep_stages: bool, bit_depth: int | None,
-               normalize: str) -> RunResult:
-    scale = 1.0 if raw_scale else float(maxval)
-    value_max = float(maxval) if raw_scale else 1.0
-    if bit_depth == 8 and maxval == 255 and backend.name == "numpy" and normalize in ("auto", "clip") \
-            and len(plan.stages) == 1 and not (keep_stages or premultiply or raw_scale):
-        from .numpy_engine import quantized_average
-
-        start = time.perf_counter()
-        direct = quantized_average(plan.stages[0].stage, array)
-        if direct is not None:
-            return RunResult(
-                None, scale, value_max, [time.perf_counter() - start], device, plan, backend, batch_size=len(array),
-                quantized=Quantized(direct, "clip" if normalize == "clip" else "none"),
-            )
-    run = Run(plan, seed, scale)
-    seconds = [0.0] * len(plan.stages)
-    outputs: list[Any] = [] if keep_stages else None  # type: ignore[assignment]
-    x = _run_stages(backend, plan, backend.upload(array), run, premultiply, seconds, outputs=outputs)
-    return RunResult(x, run.scale, value_max, seconds, device, plan, backend, outputs or [], len(array))
 
 
 def _run_stages(
