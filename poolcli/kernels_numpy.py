@@ -228,8 +228,9 @@ def _separable(ufunc: np.ufunc, x: np.ndarray, taps_h, taps_w, out: np.ndarray, 
     x = with_pixel_padding(x)
     acc = out.dtype if acc is None else np.dtype(acc)
     block = max(1, _BLOCK_BYTES // (n * x.shape[1] * w * acc.itemsize))
-    lanes = _pixel_lanes(ufunc, x, out, acc, finish)
-    target_rows = with_pixel_padding(out, writeable=True) if lanes else out
+    lane_out = _pixel_lane_output(ufunc, x, out, acc, finish)
+    lanes = lane_out is not None
+    target_rows = lane_out if lanes else out
     if lanes:
         c = x.shape[1]
 
@@ -256,25 +257,26 @@ def _separable(ufunc: np.ufunc, x: np.ndarray, taps_h, taps_w, out: np.ndarray, 
     return out
 
 
-def _pixel_lanes(ufunc: np.ufunc, x: np.ndarray, out: np.ndarray, acc: np.dtype, finish) -> bool:
-    """Whether window sums may run on whole pixels: four 1-byte channels (RGBX, RGBA) summed into
-    uint16 lanes of one uint64, and an output with the same four-byte pixels to finish into.
+def _pixel_lane_output(ufunc: np.ufunc, x: np.ndarray, out: np.ndarray, acc: np.dtype, finish) -> np.ndarray | None:
+    """``out`` widened to its four-byte pixels (writeable) when window sums may run on whole
+    pixels, else None: four 1-byte channels (RGBX, RGBA) summed into uint16 lanes of one uint64,
+    and an output with the same four-byte pixels to finish into.
 
     Lanes never carry into each other: ``_sum_dtype`` keeps every sum below 2^15. For a 2x2
     average of a 12 MP photo this halves the column pass (one uint64 pass, not three strided
     uint16 ones) and lets the rounding run over contiguous rows.
     """
     if ufunc is not np.add or finish is None or acc != np.uint16 or x.dtype.itemsize != 1:
-        return False
+        return None
     if x.shape[1] != 4 or not _channels_last(x) or x.strides[1] != 1 or x.strides[3] != 4:
-        return False
-    wide = with_pixel_padding(out)
-    return wide.shape[1] == 4 and wide.strides[1] == 1 and wide.strides[3] == 4
+        return None
+    wide = with_pixel_padding(out, writeable=True)
+    return wide if wide.shape[1] == 4 and wide.strides[1] == 1 and wide.strides[3] == 4 else None
 
 
 def _empty_like_pixels(x: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
     """``_empty``, but with x's four-byte pixels when x is three channels of them (Pillow's RGBX):
-    the result is the first three channels of an RGBX buffer, which ``_pixel_lanes`` can finish
+    the result is the first three channels of an RGBX buffer, which ``_pixel_lane_output`` can finish
     into row by row and the encoder hands to Pillow as it is."""
     wide = with_pixel_padding(x)
     if wide.shape[1] != 4 or x.shape[1] != 3 or np.dtype(dtype).itemsize != 1 or not _channels_last(wide):
