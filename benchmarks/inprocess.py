@@ -66,25 +66,24 @@ def _poolcli(op: str, array: np.ndarray, engine: str, device: str, threads: int 
     """poolcli's library as the CLI drives it for one 8-bit picture: the one-stage pipeline told
     that its output is an 8-bit image (``bit_depth=8``, as ``batch`` says), quantized to uint8;
     ``threads`` as ``--workers`` gives a lone input (left out where this poolcli predates them)."""
-    import inspect
-
     from poolcli.engine import quantize, run_pipeline
     from poolcli.pipeline import Pipeline
 
     pipeline = Pipeline.from_specs([f"{op}pool:2"])
     plan = pipeline.plan(array.shape)
-    accepted = inspect.signature(run_pipeline).parameters
+    accepted = _run_pipeline_options()
     options = {name: value for name, value in (("bit_depth", 8), ("threads", threads)) if name in accepted}
     return lambda: quantize(run_pipeline(pipeline, array, maxval=255, device=device, engine=engine, plan=plan,
                                          **options), 8)
 
 
-def _threads_supported() -> bool:
+def _run_pipeline_options() -> set[str]:
+    """The keyword options of this poolcli's ``run_pipeline`` (an older snapshot has fewer)."""
     import inspect
 
     from poolcli.engine import run_pipeline
 
-    return "threads" in inspect.signature(run_pipeline).parameters
+    return set(inspect.signature(run_pipeline).parameters)
 
 
 def _poolcli_stage(op: str, array: np.ndarray, device: str) -> Callable[[], float]:
@@ -142,7 +141,7 @@ def memory_table(runs: int) -> Table:
     for engine in ("numpy", "torch"):
         cases += [Case(f"poolcli {op}, {engine} engine", _poolcli(op, x, engine, "cpu"), moved) for op in ("max", "avg")]
     cores = os.cpu_count() or 1
-    if cores > 1 and _threads_supported():
+    if cores > 1 and "threads" in _run_pipeline_options():
         cases += [Case(f"poolcli {op}, numpy engine, {cores} threads", _poolcli(op, x, "numpy", "cpu", cores), moved)
                   for op in ("max", "avg")]
     planar = np.ascontiguousarray(x)  # what images.load_image hands over when it copies to planar NCHW
