@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -208,6 +209,22 @@ def test_stdin_to_stdout(tmp_path):
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.startswith(b"\x89PNG")
     assert b"H_out" in proc.stderr
+
+
+def test_stdout_holds_the_whole_image_when_the_process_ends_without_teardown():
+    """exit_now skips the interpreter's teardown, so the flush before it must deliver every byte:
+    a photo pooled into RGBX memory comes out on stdout as one complete JPEG and nothing else."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "poolcli", "pool", str(SAMPLES / "photo.jpg"), "-m", "avg", "-k", "2", "-o", "-",
+         "--format", "jpeg"],
+        capture_output=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.startswith(b"\xff\xd8") and proc.stdout.endswith(b"\xff\xd9")
+    with Image.open(io.BytesIO(proc.stdout)) as written:
+        written.load()
+        width, height = Image.open(SAMPLES / "photo.jpg").size
+        assert written.size == (width // 2, height // 2)
 
 
 def test_help_does_not_import_torch():
