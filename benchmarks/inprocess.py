@@ -66,9 +66,9 @@ def _poolcli(op: str, array: np.ndarray, engine: str, device: str, threads: int 
     """poolcli's library as the CLI drives it for one 8-bit picture: the one-stage pipeline told
     that its output is an 8-bit image (``bit_depth=8``, as ``batch`` says), quantized to uint8;
     ``threads`` as ``--workers`` gives a lone input (left out where this poolcli predates them)."""
-    from poolcli.engine import quantize, run_pipeline
-    from poolcli.pipeline import Pipeline
+    from poolcli import Pipeline, run_pipeline
 
+    quantize = _quantize()
     pipeline = Pipeline.from_specs([f"{op}pool:2"])
     plan = pipeline.plan(array.shape)
     accepted = _run_pipeline_options()
@@ -77,19 +77,27 @@ def _poolcli(op: str, array: np.ndarray, engine: str, device: str, threads: int 
                                          **options), 8)
 
 
+def _quantize() -> Callable[..., Any]:
+    """The quantizer's policy, where this poolcli keeps it (an older snapshot: in ``engine``)."""
+    try:
+        from poolcli.execute.quantize import quantize
+    except ImportError:
+        from poolcli.engine import quantize  # type: ignore[no-redef]
+    return quantize
+
+
 def _run_pipeline_options() -> set[str]:
     """The keyword options of this poolcli's ``run_pipeline`` (an older snapshot has fewer)."""
     import inspect
 
-    from poolcli.engine import run_pipeline
+    from poolcli import run_pipeline
 
     return set(inspect.signature(run_pipeline).parameters)
 
 
 def _poolcli_stage(op: str, array: np.ndarray, device: str) -> Callable[[], float]:
     """poolcli's own stage time on ``device`` (synchronised), leaving out the upload."""
-    from poolcli.engine import run_pipeline
-    from poolcli.pipeline import Pipeline
+    from poolcli import Pipeline, run_pipeline
 
     pipeline = Pipeline.from_specs([f"{op}pool:2"])
     plan = pipeline.plan(array.shape)
@@ -97,15 +105,18 @@ def _poolcli_stage(op: str, array: np.ndarray, device: str) -> Callable[[], floa
 
 
 def _kernel_cases(x: np.ndarray, moved: int) -> list[Case]:
-    """poolcli.kernels_numpy called directly, when this poolcli has it (issue 7)."""
+    """poolcli's numpy kernels called directly, where this poolcli has them."""
     try:
-        from poolcli import kernels_numpy as k
+        from poolcli.kernels.numpy import pools as k
     except ImportError:
-        return []
+        try:
+            from poolcli import kernels_numpy as k  # an older snapshot
+        except ImportError:
+            return []
     two, zero, one = (2, 2), (0, 0), (1, 1)
-    cases = [Case("kernels_numpy.max_pool2d", lambda: k.max_pool2d(x, two, two, zero, one, False), moved)]
+    cases = [Case("numpy kernel max_pool2d", lambda: k.max_pool2d(x, two, two, zero, one, False), moved)]
     if hasattr(k, "avg_pool2d_quantized"):
-        cases.append(Case("kernels_numpy.avg_pool2d_quantized",
+        cases.append(Case("numpy kernel avg_pool2d_quantized",
                           lambda: k.avg_pool2d_quantized(x, two, two, zero, False, True, None), moved))
     return cases
 

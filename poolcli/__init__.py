@@ -2,9 +2,10 @@
 
 The public API is what the CLI itself uses::
 
-    from poolcli import Pipeline, load_image, save_image, parse_stage
+    from poolcli import Pipeline, load_image, save_image, parse_stage, run_pipeline
 
-Nothing here imports torch; it is imported only where pixels are computed.
+Nothing here imports numpy or torch, and importing or calling it changes no global state of
+Python, Pillow, numpy or torch. Names are imported on first use.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Pipeline": ("pipeline", "Pipeline"),
-    "Plan": ("pipeline", "Plan"),
-    "parse_stage": ("spec", "parse_stage"),
-    "parse_pipeline_file": ("spec", "parse_pipeline_file"),
-    "load_image": ("images", "load_image"),
-    "save_image": ("images", "save_image"),
-    "read_header": ("images", "read_header"),
-    "run_pipeline": ("engine", "run_pipeline"),
+    "Pipeline": ("core.plan", "Pipeline"),
+    "Plan": ("core.plan", "Plan"),
+    "parse_stage": ("io.specs", "parse_stage"),
+    "parse_pipeline_file": ("io.specs", "parse_pipeline_file"),
+    "load_image": ("io.reading", "load_image"),
+    "read_header": ("io.reading", "read_header"),
+    "save_image": ("io.writing", "save_image"),
+    "run_pipeline": ("execute.run", "run_pipeline"),
+    "process_all": ("batch.scheduler", "process_all"),
+    "ProcessOptions": ("batch.options", "ProcessOptions"),
 }
 
 __all__ = sorted(_LAZY)

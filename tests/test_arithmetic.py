@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poolcli import arithmetic as ar
+from poolcli.core import arithmetic as ar
 
 FAST = settings(max_examples=80, deadline=None)
 

@@ -183,14 +183,16 @@ def test_signal_mid_batch(tmp_path, sig, status):
 def test_the_engine_imports_start_once_just_before_the_first_decode(monkeypatch, tmp_path):
     """numpy (or torch) is imported on a thread while Pillow decodes, not before the decode."""
     import poolcli.batch as batch
-    from poolcli.pipeline import Pipeline
+    import poolcli.batch.flow as flow
+    import poolcli.io.reading as reading
+    from poolcli.core.plan import Pipeline
 
     events: list[str] = []
-    started = batch.import_engine_in_background
-    loading = batch.Processor._load
-    monkeypatch.setattr(batch, "import_engine_in_background",
+    started = flow.import_engine_in_background
+    loading = reading.load_source
+    monkeypatch.setattr(flow, "import_engine_in_background",
                         lambda pipeline, options: events.append("imports") or started(pipeline, options))
-    monkeypatch.setattr(batch.Processor, "_load", lambda self, item, stdin: events.append("decode") or loading(self, item, stdin))
+    monkeypatch.setattr(reading, "load_source", lambda *a, **k: events.append("decode") or loading(*a, **k))
     pictures = [SAMPLES / "coffee.png", SAMPLES / "photo.jpg", SAMPLES / "gray.png"]
     summary = batch.process_all([InputItem(str(p)) for p in pictures], Pipeline.from_specs(["avgpool:2"]),
                                 ProcessOptions(output=str(tmp_path), workers=2))
@@ -199,25 +201,25 @@ def test_the_engine_imports_start_once_just_before_the_first_decode(monkeypatch,
 
 
 def test_a_failed_background_import_is_left_to_the_main_thread(monkeypatch, tmp_path):
-    import poolcli.batch as batch
-    import poolcli.engine as engine
-    from poolcli.pipeline import Pipeline
+    import poolcli.execute.engines as engines
+    from poolcli.batch.flow import Flow
+    from poolcli.core.plan import Pipeline
 
     def broken(*args):
         raise ImportError("no module named numpy, say")
 
-    monkeypatch.setattr(engine, "import_engine", broken)
-    processor = batch.Processor(Pipeline.from_specs(["maxpool:2"]), ProcessOptions())
+    monkeypatch.setattr(engines, "import_engine", broken)
+    processor = Flow(Pipeline.from_specs(["maxpool:2"]), ProcessOptions())
     outcome = processor.process(InputItem(str(SAMPLES / "coffee.png")), str(tmp_path / "out.png"))
-    processor._engine_imports.join(timeout=60)
+    processor.engine_imports.join(timeout=60)
     assert outcome.status == "ok" and Image.open(tmp_path / "out.png").size == (180, 120)
 
 
 def test_one_input_computes_on_every_worker_and_a_batch_on_one(monkeypatch, tmp_path):
     """A lone picture has the cores to itself; in a batch the decode and encode threads use them."""
-    import poolcli.engine as engine
+    import poolcli.execute.run as engine
     from poolcli.batch import process_all
-    from poolcli.pipeline import Pipeline
+    from poolcli.core.plan import Pipeline
 
     seen: list[int] = []
     real = engine.run_pipeline

@@ -299,9 +299,10 @@ def test_a_tiled_run_to_stdout_keeps_stdout_pure(tmp_path):
     ([], None),
 ])
 def test_app_for_builds_only_the_command_it_is_given(args, narrowed):
-    from poolcli.cli import app, app_for
+    from poolcli.cli import app
+    from poolcli.cli.startup import app_for
 
-    chosen = app_for(args)
+    chosen = app_for(app, args)
     if narrowed is None:
         assert chosen is app
     else:

@@ -109,7 +109,7 @@ def test_save_stages_and_montage(invoke, tmp_path):
 
 
 def test_filters_lists_every_named_filter(invoke):
-    from poolcli.filters import NAMES
+    from poolcli.core.filters import NAMES
 
     result = invoke("filters", "--json")
     assert result.exit_code == 0

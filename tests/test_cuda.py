@@ -7,10 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from poolcli.batch import InputItem, ProcessOptions, Processor
-from poolcli.devices import cuda_available
-from poolcli.engine import quantize, run_pipeline, run_tiled
-from poolcli.pipeline import Pipeline
+from poolcli.batch import InputItem, ProcessOptions
+from poolcli.batch.flow import Flow as Processor
+from poolcli.execute.devices import cuda_available
+from poolcli.execute.quantize import quantize
+from poolcli.execute.run import run_pipeline, run_tiled
+from poolcli.core.plan import Pipeline
 
 needs_cuda = pytest.mark.skipif(not cuda_available(), reason="torch sees no CUDA device")
 
@@ -93,7 +95,7 @@ def test_batch_end_to_end_on_cuda(invoke, tmp_path):
 @pytest.mark.cuda
 @needs_cuda
 def test_auto_device_picks_cuda():
-    from poolcli.devices import resolve_device
+    from poolcli.execute.devices import resolve_device
 
     assert resolve_device("auto") == "cuda"
 
@@ -120,11 +122,14 @@ def pictures(tmp_path):
 
 
 def _decoded(processor, paths, tmp_path):
-    return [processor.decode(InputItem(str(p)), str(tmp_path / f"out_{p.name}")) for p in paths]
+    from poolcli.batch.naming import Target
+
+    return [processor.decode(processor.prepare(InputItem(str(p)), Target(str(tmp_path / f"out_{p.name}"), "png")))
+            for p in paths]
 
 
 def test_cuda_out_of_memory_splits_the_batch(pictures, tmp_path, monkeypatch):
-    import poolcli.engine as engine
+    import poolcli.execute.run as engine
 
     real = engine.run_pipeline
     sizes = []
@@ -147,7 +152,7 @@ def test_cuda_out_of_memory_splits_the_batch(pictures, tmp_path, monkeypatch):
 
 
 def test_cuda_out_of_memory_alone_is_one_line_not_a_traceback(invoke, pictures, tmp_path, monkeypatch):
-    import poolcli.engine as engine
+    import poolcli.execute.run as engine
 
     def no_device(*args, **kwargs):
         raise _fake_out_of_memory()
@@ -161,7 +166,7 @@ def test_cuda_out_of_memory_alone_is_one_line_not_a_traceback(invoke, pictures, 
 
 
 def test_cuda_out_of_memory_falls_back_to_tiles(pictures, tmp_path, monkeypatch):
-    import poolcli.engine as engine
+    import poolcli.execute.run as engine
 
     expected = quantize(engine.run_pipeline(Pipeline.from_specs(["avgpool:2"]), _decoded(
         Processor(Pipeline.from_specs(["avgpool:2"]), ProcessOptions()), pictures[:1], tmp_path)[0].image.array, maxval=255), 8)
@@ -172,12 +177,12 @@ def test_cuda_out_of_memory_falls_back_to_tiles(pictures, tmp_path, monkeypatch)
     monkeypatch.setattr(engine, "run_pipeline", no_room)
     processor = Processor(Pipeline.from_specs(["avgpool:2"]), ProcessOptions())
     [(decoded, result)] = processor.compute(_decoded(processor, pictures[:1], tmp_path))
-    assert decoded.execution.mode == "tiled"
+    assert decoded.job.execution.mode == "tiled"
     np.testing.assert_array_equal(quantize(result, 8).array, expected.array)
 
 
 def test_out_of_memory_in_the_tiles_too_is_one_line(pictures, tmp_path, monkeypatch):
-    import poolcli.engine as engine
+    import poolcli.execute.run as engine
     from poolcli.errors import PoolcliError
 
     def no_room(*args, **kwargs):
@@ -191,7 +196,7 @@ def test_out_of_memory_in_the_tiles_too_is_one_line(pictures, tmp_path, monkeypa
 
 
 def test_other_errors_are_not_taken_for_out_of_memory(pictures, tmp_path, monkeypatch):
-    import poolcli.engine as engine
+    import poolcli.execute.run as engine
 
     def broken(*args, **kwargs):
         raise RuntimeError("something else")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from poolcli import devices
+from poolcli.execute import devices
 from poolcli.errors import DeviceError, UsageError
 
 
@@ -30,7 +30,7 @@ def test_anything_else_is_a_usage_error():
 
 
 def test_resolving_imports_neither_numpy_nor_torch_without_a_driver():
-    code = ("import sys; from poolcli import devices\n"
+    code = ("import sys; from poolcli.execute import devices\n"
             "devices.nvidia_driver_present = lambda: False\n"
             "assert devices.resolve_device('auto') == 'cpu'\n"
             "assert not {'numpy', 'torch'} & set(sys.modules), sorted({'numpy', 'torch'} & set(sys.modules))")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from poolcli.engine import quantize, run_pipeline
-from poolcli.pipeline import Pipeline
+from poolcli.execute.quantize import quantize
+from poolcli.execute.run import run_pipeline
+from poolcli.core.plan import Pipeline
 
 SPECS = [
     "avgpool:2", "avgpool:3,s=2,p=1", "avgpool:3,s=2,p=1,count_include_pad=false,ceil=true",

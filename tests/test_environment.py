@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from poolcli.environment import Environment
+from poolcli.cli.environment import Environment
 
 
 def _buffered() -> dict[str, str]:
@@ -24,7 +24,7 @@ def test_report_goes_to_stderr_when_stdout_carries_data():
 
 
 def test_exit_now_flushes_both_streams_and_keeps_the_status():
-    code = ("import sys; from poolcli.environment import exit_now\n"
+    code = ("import sys; from poolcli.cli.startup import exit_now\n"
             "sys.stdout.write('data'); sys.stderr.write('line')\n"
             "import atexit; atexit.register(lambda: print('teardown ran'))\n"
             "exit_now(3)")
@@ -33,7 +33,7 @@ def test_exit_now_flushes_both_streams_and_keeps_the_status():
 
 
 def test_exit_now_with_the_reader_gone_still_exits_with_the_status():
-    code = ("import sys; from poolcli.environment import exit_now\n"
+    code = ("import sys; from poolcli.cli.startup import exit_now\n"
             "sys.stdout.write('buffered'); sys.stdin.readline()\n"
             "exit_now(0)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -15,10 +15,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from poolcli import explain as ex
-from poolcli.environment import Environment
+from poolcli.execute.run import run_pipeline
+from poolcli.kernels import torch as torch_kernels
+from poolcli.render import explain as ex
+from poolcli.cli.environment import Environment
 from poolcli.errors import PlanError, SpecError, UsageError
-from poolcli.spec import parse_stage
+from poolcli.core.spec import parse_stage
 
 D2L = "0 1 2; 3 4 5; 6 7 8"
 ARANGE16 = "0 1 2 3; 4 5 6 7; 8 9 10 11; 12 13 14 15"
@@ -295,8 +297,8 @@ def test_explain_does_not_import_torch():
     code = textwrap.dedent(
         """
         import io, sys
-        from poolcli.environment import Environment
-        from poolcli.explain import explain_command
+        from poolcli.cli.environment import Environment
+        from poolcli.render.explain import explain_command
         env = Environment(stdout=io.StringIO())
         specs = ["maxpool:2,s=1", "conv:filter=sobel-x,p=1", "maxunpool", "pad:1,mode=reflect", "sigmoid",
                  "avgpool:2,p=1", "medianpool:2", "lppool:2,k=1", "globalavgpool", "flatten", "linear:2"]
@@ -310,11 +312,7 @@ def test_explain_does_not_import_torch():
     assert result.stdout.strip() == "False"
 
 
-def test_cli_command(invoke, monkeypatch):
-    import poolcli.cli as cli
-
-    if not hasattr(cli, "explain"):
-        pytest.skip("the explain command is not wired yet")
+def test_cli_command(invoke):
     result = invoke("explain", "--matrix", D2L, "-S", "maxpool:2,s=1", "--only", "1,1")
     assert result.exit_code == 0, result.output
     assert "max(4, 5, 7, 8) = 8" in result.output
@@ -391,7 +389,7 @@ def test_minpool_equals_negated_torch_maxpool_and_the_stage(case):
         f"minpool:k={p['kernel_size'][0]}x{p['kernel_size'][1]},s={p['stride'][0]}x{p['stride'][1]},"
         f"p={p['padding'][0]}x{p['padding'][1]},d={p['dilation'][0]}x{p['dilation'][1]},ceil={str(p['ceil_mode']).lower()}"
     )
-    assert np.array_equal(ours, _np(stage.apply(_t(X), None)))
+    assert np.array_equal(ours, _np(torch_kernels.apply(stage, _t(X), None)))
 
 
 @SETTINGS
@@ -427,7 +425,7 @@ def test_medianpool_equals_torch_median_and_the_stage(case):
     assert np.array_equal(ours, expected)
     (kh, kw), (sh, sw), (dh, dw) = p["kernel_size"], p["stride"], p["dilation"]
     stage = parse_stage(f"medianpool:k={kh}x{kw},s={sh}x{sw},d={dh}x{dw},ceil={str(p['ceil_mode']).lower()}")
-    assert np.array_equal(ours, _np(stage.apply(_t(X), None)))
+    assert np.array_equal(ours, _np(torch_kernels.apply(stage, _t(X), None)))
 
 
 @st.composite
@@ -514,13 +512,13 @@ PIPELINES = [
 
 @pytest.mark.parametrize("specs", PIPELINES, ids=lambda s: " | ".join(s))
 def test_walkthrough_output_equals_the_torch_engine(specs):
-    from poolcli.pipeline import Pipeline
+    from poolcli.core.plan import Pipeline
 
     rng = np.random.default_rng(7)
     x = rng.integers(0, 9, size=(1, 3, 7, 8)).astype(np.float32)
     pipeline = Pipeline([parse_stage(s) for s in specs])
     plan = pipeline.plan(x.shape)
-    expected = pipeline.run(x, engine="torch").values()
+    expected = run_pipeline(pipeline, x, engine="torch").values()
     context = ex.ExplainContext()
     y = x.astype(np.float64)
     for stage_plan in plan.stages:

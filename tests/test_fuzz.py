@@ -22,10 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from poolcli.errors import PoolcliError, SpecError, UsageError
-from poolcli.images import InputError, load_image
-from poolcli.pipeline import Pipeline
-from poolcli.spec import parse_pipeline_text, parse_stage
-from poolcli.stages import known_ops
+from poolcli.errors import InputError
+from poolcli.io.reading import load_image
+from poolcli.core.plan import Pipeline
+from poolcli.core.spec import parse_pipeline_text, parse_stage
+from poolcli.core.ops import known_ops
 
 EXAMPLES = int(os.environ.get("POOLCLI_FUZZ_EXAMPLES", "40"))
 fuzz_settings = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 100,

@@ -173,7 +173,7 @@ def test_hostile_specs_are_refused_never_run(invoke, spec, marker, tmp_path):
 @pytest.mark.parametrize("spec", SPEC_PAYLOADS)
 def test_parse_stage_raises_only_spec_errors(spec, marker):
     from poolcli.errors import SpecError, UsageError
-    from poolcli.spec import parse_stage
+    from poolcli.core.spec import parse_stage
 
     with pytest.raises((SpecError, UsageError)):
         parse_stage(spec.format(marker=marker))

@@ -20,15 +20,9 @@ import pytest
 from PIL import Image, ImageOps
 
 from poolcli.errors import InputError, OutputError, UsageError
-from poolcli.images import (
-    DEFAULT_MAX_PIXELS,
-    atomic_write,
-    load_image,
-    load_matrix,
-    output_format,
-    read_header,
-    save_image,
-)
+from poolcli.io.formats import output_format
+from poolcli.io.reading import DEFAULT_MAX_PIXELS, load_image, load_matrix, read_header
+from poolcli.io.writing import atomic_write, save_image
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -735,19 +729,19 @@ def test_unwritable_output_is_an_output_error(tmp_path):
 
 
 def test_save_failure_leaves_no_partial_file(tmp_path, monkeypatch):
-    import poolcli.images as images
+    import poolcli.io.writing as writing
 
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(images, "_write_picture", broken)
+    monkeypatch.setattr(writing, "_write_picture", broken)
     with pytest.raises(OutputError, match="No space left"):
         save_image(np.zeros((1, 1, 2, 2), np.uint8), tmp_path / "x.png")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_import_stays_light():
-    code = "import sys, poolcli.images; print(sorted(m for m in ('torch', 'png', 'rich') if m in sys.modules))"
+    code = "import sys, poolcli.io.reading; print(sorted(m for m in ('torch', 'png', 'rich') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -791,7 +785,7 @@ def test_libtiff_is_quiet_in_worker_threads_too(capfd):
 def test_fd2_noise_and_warnings_are_captured_into_the_error(monkeypatch, capfd):
     import warnings
 
-    import poolcli.images as images
+    import poolcli.io.pictures as images
 
     def noisy(frame, name, share=False):
         os.write(2, b"libfoo: something broke at row 3\n")
@@ -827,7 +821,7 @@ def test_warning_capture_is_restored_after_threads(recwarn):
     (struct.error("unpack requires a buffer of 4 bytes"), "truncated or corrupt PNG file (error: unpack"),
 ])
 def test_every_decoder_exception_is_one_input_error(monkeypatch, exc, message):
-    import poolcli.images as images
+    import poolcli.io.pictures as images
 
     def broken(frame, name, share=False):
         raise exc
@@ -857,9 +851,9 @@ def test_a_fifo_nobody_writes_to_does_not_hang(tmp_path):
 
 
 def test_an_endless_stream_is_refused(tmp_path, monkeypatch):
-    import poolcli.images as images
+    import poolcli.io.sources as sources
 
-    monkeypatch.setattr(images, "_MAX_STREAM_BYTES", 1 << 20)
+    monkeypatch.setattr(sources, "MAX_STREAM_BYTES", 1 << 20)
     os.symlink("/dev/zero", tmp_path / "zero.png")
     with pytest.raises(InputError, match=r"zero\.png: more than 1 MiB from a stream"):
         load_image(tmp_path / "zero.png")
@@ -944,14 +938,16 @@ def _pillow_buffer(array: np.ndarray) -> bool:
 
 
 def test_images_over_two_gib_are_decoded_into_pillows_chunks(monkeypatch):
-    import poolcli.images as images
+    import poolcli.io.pillow as pillow
 
     settings = []
     real = Image.core.set_use_block_allocator
+    before = Image.core.get_use_block_allocator()
     monkeypatch.setattr(Image.core, "set_use_block_allocator", lambda on: (settings.append(on), real(on)))
-    monkeypatch.setattr(images, "_BLOCK_LIMIT", 1000)  # photo.jpg's 400×266×4 bytes count as "over 2 GiB"
+    monkeypatch.setattr(pillow, "_BLOCK_LIMIT", 1000)  # photo.jpg's 400×266×4 bytes count as "over 2 GiB"
     image = load_image(SAMPLES / "photo.jpg")
-    assert settings == [0, 1] and Image.core.get_use_block_allocator() == 1
+    assert settings[settings.index(0) + 1] == 1  # chunks while this image is allocated, single blocks again after
+    assert Image.core.get_use_block_allocator() == before  # and the process's own setting as it was
     assert not _pillow_buffer(image.array)  # chunked memory cannot be shared: a copy
     with Image.open(SAMPLES / "photo.jpg") as reference:
         assert np.array_equal(image.array[0].transpose(1, 2, 0), np.asarray(reference))
@@ -970,12 +966,12 @@ def test_numpy_is_imported_only_when_pixels_become_an_array():
     """A header (``poolcli shape``/``info``) needs no numpy; the first decoded pixels bring it in,
     after which the module's ``np`` is numpy itself."""
     code = (
-        "import sys; from poolcli import images\n"
-        f"header = images.read_header({str(SAMPLES / 'photo.jpg')!r})\n"
+        "import sys; from poolcli.io import pillow, reading\n"
+        f"header = reading.read_header({str(SAMPLES / 'photo.jpg')!r})\n"
         "assert 'numpy' not in sys.modules, 'numpy imported by a header'\n"
-        f"image = images.load_image({str(SAMPLES / 'photo.jpg')!r})\n"
+        f"image = reading.load_image({str(SAMPLES / 'photo.jpg')!r})\n"
         "import numpy\n"
-        "assert images.np is numpy and image.maxval == 255.0 and image.array.dtype == numpy.uint8\n"
+        "assert pillow.np is numpy and image.maxval == 255.0 and image.array.dtype == numpy.uint8\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -986,11 +982,11 @@ def test_only_a_tiff_installs_the_libtiff_handlers(tmp_path):
     tiff = tmp_path / "scan.tif"
     Image.new("L", (8, 8), 7).save(tiff, compression="tiff_deflate")
     code = (
-        "import sys; from poolcli import images\n"
-        f"images.load_image({str(SAMPLES / 'photo.jpg')!r}); images.load_image({str(SAMPLES / 'coffee.png')!r})\n"
-        "assert not images._libtiff._tried and 'ctypes.util' not in sys.modules, 'libtiff looked up for a JPEG'\n"
-        f"assert images.load_image({str(tiff)!r}).array.max() == 7\n"
-        "assert images._libtiff._tried\n"
+        "import sys; from poolcli.io import noise, reading\n"
+        f"reading.load_image({str(SAMPLES / 'photo.jpg')!r}); reading.load_image({str(SAMPLES / 'coffee.png')!r})\n"
+        "assert not noise.libtiff._tried and 'ctypes.util' not in sys.modules, 'libtiff looked up for a JPEG'\n"
+        f"assert reading.load_image({str(tiff)!r}).array.max() == 7\n"
+        "assert noise.libtiff._tried\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -1000,9 +996,9 @@ def test_a_thread_that_meets_the_libtiff_install_waits_for_it(monkeypatch):
     """Two batch workers reach their first TIFF together: neither may decode before the handlers are in."""
     import threading
 
-    from poolcli import images
+    from poolcli.io import noise
 
-    handlers = images._LibtiffHandlers()
+    handlers = noise.LibtiffHandlers()
     done = threading.Event()
     entered = threading.Event()
 
@@ -1024,11 +1020,11 @@ def test_a_thread_that_meets_the_libtiff_install_waits_for_it(monkeypatch):
 def test_rgb_pooled_into_rgbx_memory_writes_what_a_packed_copy_writes(tmp_path, fmt):
     """The kernels pool RGB photos into RGBX buffers; the encoder takes those rows as they are
     (JPEG) or through Pillow's copy, never through numpy's strided packing, and writes the same file."""
-    from poolcli import kernels_numpy
+    from poolcli.kernels.numpy import pools
 
     rgbx = np.random.default_rng(5).integers(0, 256, (1, 30, 44, 4), dtype=np.uint8)
     view = rgbx[..., :3].transpose(0, 3, 1, 2)
-    pooled = kernels_numpy.avg_pool2d_quantized(view, (2, 2), (2, 2), (0, 0), False, True, None)
+    pooled = pools.avg_pool2d_quantized(view, (2, 2), (2, 2), (0, 0), False, True, None)
     assert pooled.strides[3] == 4
     options = {"quality": 90} if fmt in ("jpeg", "webp") else {}
     save_image(pooled, tmp_path / f"rgbx.{fmt}", **options)

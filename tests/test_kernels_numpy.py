@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from poolcli import kernels_numpy as K
-from poolcli.arithmetic import pool_output_size
+from poolcli.kernels import luma, quantize
+from poolcli.kernels.numpy import adaptive, conv, planes, pointwise, pools, windows
+from poolcli.core.arithmetic import pool_output_size
 
 LONG = settings(max_examples=60, deadline=None)
 
@@ -103,7 +104,7 @@ def test_max_pool_equals_torch(x, params, with_indices):
     values, indices = torch_or_skip(F.max_pool2d, widened(x), *params, return_indices=True)
     if x.dtype == np.uint16:  # a window of padding only gives the dtype's minimum: 0, not int32's
         values = values.clamp(min=0)
-    result = K.max_pool2d(x, *params, return_indices=with_indices)
+    result = pools.max_pool2d(x, *params, return_indices=with_indices)
     ours = result[0] if with_indices else result
     assert ours.dtype == x.dtype
     exact(ours.astype(np.int32) if x.dtype == np.uint16 else ours, values)
@@ -120,7 +121,7 @@ def test_min_pool_equals_negated_torch_max_pool(x, params, with_indices):
     expected = (-values).numpy()
     if x.dtype.kind == "u":  # a window of padding only gives the dtype's maximum, not +inf
         expected[np.isinf(expected)] = np.iinfo(x.dtype).max
-    result = K.min_pool2d(x, *params, return_indices=with_indices)
+    result = pools.min_pool2d(x, *params, return_indices=with_indices)
     ours = result[0] if with_indices else result
     assert ours.dtype == x.dtype
     exact(ours.astype(expected.dtype), expected)
@@ -130,7 +131,7 @@ def test_min_pool_equals_negated_torch_max_pool(x, params, with_indices):
 
 def test_max_pool_nan_takes_the_last_nan_index_like_torch():
     x = np.array([[[[1, np.nan, 3], [np.nan, 2, 0], [5, 6, 7]]]], np.float32)
-    values, indices = K.max_pool2d(x, (2, 2), (1, 1), (0, 0), (1, 1), False, return_indices=True)
+    values, indices = pools.max_pool2d(x, (2, 2), (1, 1), (0, 0), (1, 1), False, return_indices=True)
     assert np.isnan(values[0, 0, 0]).all() and indices[0, 0].tolist() == [[3, 1], [3, 8]]
 
 
@@ -138,7 +139,7 @@ def test_a_window_of_padding_only_gives_torchs_identity_and_index():
     """Dilation 3 and padding 1 on a row of 2 read pixels −1 and 2: torch allows it, answering 0 at index 2."""
     x = np.array([[[[217, 163]]]], np.uint8)
     params = ((1, 2), (1, 1), (0, 1), (1, 3), False)
-    values, indices = K.max_pool2d(x, *params, return_indices=True)
+    values, indices = pools.max_pool2d(x, *params, return_indices=True)
     reference = F.max_pool2d(torch.from_numpy(x), *params, return_indices=True)
     assert values.tolist() == reference[0].tolist() == [[[[0]]]]
     assert indices.tolist() == reference[1].tolist() == [[[[2]]]]
@@ -146,7 +147,7 @@ def test_a_window_of_padding_only_gives_torchs_identity_and_index():
 
 def test_all_padding_ties_pick_the_first_real_pixel():
     x = np.zeros((1, 1, 3, 3), np.uint8)
-    _, indices = K.max_pool2d(x, (3, 3), (1, 1), (1, 1), (1, 1), False, return_indices=True)
+    _, indices = pools.max_pool2d(x, (3, 3), (1, 1), (1, 1), (1, 1), False, return_indices=True)
     assert indices[0, 0].tolist() == [[0, 0, 1], [0, 0, 1], [3, 3, 4]]
 
 
@@ -155,12 +156,12 @@ def test_all_padding_ties_pick_the_first_real_pixel():
 def test_outputs_keep_the_input_memory_order(x, params):
     assume(fits(x, *params))
     kernel, stride, padding, dilation, ceil_mode = params
-    assert same_layout(K.max_pool2d(x, *params), x)
-    assert same_layout(K.min_pool2d(x, *params, return_indices=True)[0], x)
-    assert same_layout(K.avg_pool2d(x, kernel, stride, padding, ceil_mode, True, None), x)
+    assert same_layout(pools.max_pool2d(x, *params), x)
+    assert same_layout(pools.min_pool2d(x, *params, return_indices=True)[0], x)
+    assert same_layout(pools.avg_pool2d(x, kernel, stride, padding, ceil_mode, True, None), x)
     if fits(x, kernel, stride, (0, 0), dilation, ceil_mode):
-        assert same_layout(K.median_pool2d(x, kernel, stride, dilation, ceil_mode), x)
-    assert same_layout(K.adaptive_avg_pool2d(x, (2, 3)), x)
+        assert same_layout(pools.median_pool2d(x, kernel, stride, dilation, ceil_mode), x)
+    assert same_layout(adaptive.adaptive_avg_pool2d(x, (2, 3)), x)
 
 
 def test_torch_rejects_padding_over_half_the_kernel_even_with_dilation():
@@ -179,7 +180,7 @@ def test_avg_pool_equals_torch_bitwise(x, params, count_include_pad, divisor_ove
     assume(fits(x, *params))
     reference = torch_or_skip(F.avg_pool2d, torch.from_numpy(x.astype(np.float32)), kernel, stride, padding,
                               ceil_mode, count_include_pad, divisor_override)
-    ours = K.avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    ours = pools.avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
     assert ours.dtype == np.float32
     exact(ours, reference)
 
@@ -190,8 +191,8 @@ def test_quantized_avg_pool_equals_quantized_float_avg_pool(x, params, count_inc
     kernel, stride, padding, _, ceil_mode = params
     assume(fits(x, *params))
     args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
-    expected = K.quantize(K.avg_pool2d(x, *args) / np.float32(255), 255, np.uint8)
-    exact(K.avg_pool2d_quantized(x, *args), expected)
+    expected = quantize.to_integers(pools.avg_pool2d(x, *args) / np.float32(255), 255, np.uint8)
+    exact(pools.avg_pool2d_quantized(x, *args), expected)
 
 
 @pytest.mark.parametrize("kernel", [(1, 1), (1, 2), (2, 2), (1, 3), (2, 3), (3, 3), (2, 4), (4, 4)])
@@ -205,10 +206,10 @@ def test_quantized_avg_pool_rounds_every_window_sum_as_the_float_path(kernel, di
     # window w of a 1 × (kh, len·kw) row of windows holds windows[w], so its sum is sums[w]
     x = np.ascontiguousarray(windows.reshape(len(sums), *kernel).transpose(1, 0, 2).astype(np.uint8))
     x = x.reshape(1, 1, kernel[0], len(sums) * kernel[1])
-    assert K.avg_pool2d(x, kernel, kernel, (0, 0), False, True, 1).ravel().tolist() == sums.tolist()
+    assert pools.avg_pool2d(x, kernel, kernel, (0, 0), False, True, 1).ravel().tolist() == sums.tolist()
     args = (kernel, kernel, (0, 0), False, True, divisor_override)
-    expected = K.quantize(K.avg_pool2d(x, *args) / np.float32(255), 255, np.uint8)
-    exact(K.avg_pool2d_quantized(x, *args), expected)
+    expected = quantize.to_integers(pools.avg_pool2d(x, *args) / np.float32(255), 255, np.uint8)
+    exact(pools.avg_pool2d_quantized(x, *args), expected)
 
 
 @LONG
@@ -219,7 +220,7 @@ def test_lp_pool_equals_torch(x, params, norm_type):
     assume(fits(x, *params))
     unit = x.astype(np.float32) / (255 if x.dtype == np.uint8 else 1)
     reference = torch_or_skip(F.lp_pool2d, torch.from_numpy(unit), norm_type, kernel, stride, ceil_mode)
-    ours = K.lp_pool2d(unit, norm_type, kernel, stride, ceil_mode)
+    ours = pools.lp_pool2d(unit, norm_type, kernel, stride, ceil_mode)
     assert ours.dtype == np.float32
     np.testing.assert_allclose(ours, reference.numpy(), rtol=1e-5, atol=1e-6, equal_nan=True)
 
@@ -243,7 +244,7 @@ def median_reference(x: np.ndarray, kernel, stride, dilation, ceil_mode) -> np.n
 def test_median_pool_equals_torch_median_of_real_pixels(x, params):
     kernel, stride, _, dilation, ceil_mode = params
     assume(fits(x, *params))
-    ours = K.median_pool2d(x, kernel, stride, dilation, ceil_mode)
+    ours = pools.median_pool2d(x, kernel, stride, dilation, ceil_mode)
     assert ours.dtype == x.dtype
     expected = median_reference(x, kernel, stride, dilation, ceil_mode)
     exact(ours.astype(np.int32) if x.dtype == np.uint16 else ours, expected)
@@ -256,7 +257,7 @@ def test_median_pool_equals_torch_median_of_real_pixels(x, params):
 @given(images(special=False), st.integers(1, 25), st.integers(1, 25))
 def test_adaptive_avg_pool_equals_torch_bitwise(x, oh, ow):
     reference = F.adaptive_avg_pool2d(torch.from_numpy(x.astype(np.float32)), (oh, ow))
-    ours = K.adaptive_avg_pool2d(x, (oh, ow))
+    ours = adaptive.adaptive_avg_pool2d(x, (oh, ow))
     if (oh, ow) == (1, 1):  # torch takes mean() here, with its own summation order
         np.testing.assert_allclose(ours, reference.numpy(), rtol=1e-6, atol=1e-7)
     else:
@@ -267,7 +268,7 @@ def test_adaptive_avg_pool_equals_torch_bitwise(x, oh, ow):
 @given(images(), st.integers(1, 25), st.integers(1, 25), st.booleans())
 def test_adaptive_max_pool_equals_torch(x, oh, ow, with_indices):
     values, indices = F.adaptive_max_pool2d(torch.from_numpy(x.astype(np.float32)), (oh, ow), return_indices=True)
-    result = K.adaptive_max_pool2d(x, (oh, ow), return_indices=with_indices)
+    result = adaptive.adaptive_max_pool2d(x, (oh, ow), return_indices=with_indices)
     exact((result[0] if with_indices else result).astype(np.float32), values)
     if with_indices:
         exact(result[1], indices)
@@ -285,7 +286,7 @@ def test_max_unpool_equals_torch(x, params):
     values, indices = torch_or_skip(F.max_pool2d, t, kernel, stride, padding, 1, ceil_mode, True)
     size = tuple(x.shape[2:])
     reference = torch_or_skip(F.max_unpool2d, values, indices, kernel, stride, padding, output_size=size)
-    exact(K.max_unpool2d(values.numpy(), indices.numpy(), size), reference)
+    exact(planes.max_unpool2d(values.numpy(), indices.numpy(), size), reference)
 
 
 @LONG
@@ -293,7 +294,7 @@ def test_max_unpool_equals_torch(x, params):
        st.integers(0, 255))
 def test_pad_equals_torch(x, lrtb, mode, value):
     reference = torch_or_skip(F.pad, torch.from_numpy(x), lrtb, mode=mode, value=value if mode == "constant" else None)
-    ours = K.pad2d(x, lrtb, mode, value)
+    ours = planes.pad2d(x, lrtb, mode, value)
     assert ours.dtype == x.dtype and same_layout(ours, x)
     exact(ours, reference)
 
@@ -307,7 +308,7 @@ def test_pad_widens_integers_to_float32_for_a_fill_they_cannot_hold(dtype, value
     x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     holds = float(value).is_integer() and 0 <= value <= np.iinfo(dtype).max
     reference = F.pad(torch.from_numpy(x.astype(np.int32 if holds else np.float32)), (1, 2, 0, 1), value=value)
-    ours = K.pad2d(x, (1, 2, 0, 1), "constant", value)
+    ours = planes.pad2d(x, (1, 2, 0, 1), "constant", value)
     assert ours.dtype == (np.dtype(dtype) if holds else np.float32) and same_layout(ours, x)
     exact(ours.astype(reference.numpy().dtype), reference)
 
@@ -342,9 +343,9 @@ def test_conv2d_equals_torch(case, padding_mode, symmetric):
     torch_bias = None if bias is None else torch.from_numpy(bias)
     reference = torch_or_skip(F.conv2d, padded, torch.from_numpy(weight), torch_bias, stride, 0, dilation, groups)
     if symmetric:
-        ours = K.conv2d(unit, weight, bias, stride, (lrtb[2], lrtb[0]), dilation, padding_mode, groups)
+        ours = conv.conv2d(unit, weight, bias, stride, (lrtb[2], lrtb[0]), dilation, padding_mode, groups)
     else:
-        ours = K.conv2d(unit, weight, bias, stride, (0, 0), dilation, padding_mode, groups, padding_lrtb=lrtb)
+        ours = conv.conv2d(unit, weight, bias, stride, (0, 0), dilation, padding_mode, groups, padding_lrtb=lrtb)
     assert ours.dtype == np.float32 and ours.shape == reference.shape and same_layout(ours, x)
     np.testing.assert_allclose(ours, reference.numpy(), rtol=1e-5, atol=1e-5)
 
@@ -358,10 +359,10 @@ def test_activations_equal_torch(x, slope):
     x = x * np.float32(10)
     t = torch.from_numpy(x)
     close = dict(rtol=1e-6, atol=1e-6, equal_nan=True)
-    np.testing.assert_allclose(K.relu(x), torch.relu(t).numpy(), **close)
-    np.testing.assert_allclose(K.sigmoid(x), torch.sigmoid(t).numpy(), **close)
-    np.testing.assert_allclose(K.tanh(x), torch.tanh(t).numpy(), **close)
-    np.testing.assert_allclose(K.leaky_relu(x, slope), F.leaky_relu(t, slope).numpy(), **close)
+    np.testing.assert_allclose(pointwise.relu(x), torch.relu(t).numpy(), **close)
+    np.testing.assert_allclose(pointwise.sigmoid(x), torch.sigmoid(t).numpy(), **close)
+    np.testing.assert_allclose(pointwise.tanh(x), torch.tanh(t).numpy(), **close)
+    np.testing.assert_allclose(pointwise.leaky_relu(x, slope), F.leaky_relu(t, slope).numpy(), **close)
 
 
 @LONG
@@ -372,7 +373,7 @@ def test_grayscale_uint8_equals_pillow(x):
     mode = "RGB" if x.shape[1] == 3 else "RGBA"
     hwc = x[0].transpose(1, 2, 0)
     expected = np.asarray(Image.fromarray(np.ascontiguousarray(hwc), mode).convert("L"))
-    ours = K.grayscale(x)
+    ours = luma.luma(x)
     assert ours.dtype == np.uint8 and ours.shape == (x.shape[0], 1, *x.shape[2:])
     exact(ours[0, 0], expected)
 
@@ -383,15 +384,15 @@ def test_grayscale_float_equals_the_torch_formula(x):
     t = torch.from_numpy(x)
     weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     expected = (t[:, :3] * weights).sum(dim=1, keepdim=True).numpy()
-    np.testing.assert_allclose(K.grayscale(x), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(luma.luma(x), expected, rtol=1e-6, atol=1e-6)
 
 
 def test_quantize_rounds_half_to_even_like_torch_round():
     unit = np.array([(k + 0.5) / 255 for k in range(255)] + [-1, 2, 0.5 / 255, np.nan], np.float32)
-    ours = K.quantize(unit, 255, np.uint8)
+    ours = quantize.to_integers(unit, 255, np.uint8)
     reference = (torch.from_numpy(unit).nan_to_num(0).clamp(0, 1) * 255).round().to(torch.uint8)
     exact(ours, reference)
-    assert K.quantize(np.array([2.5, 3.5], np.float32) / 255, 255, np.uint8).tolist() == [2, 4]
+    assert quantize.to_integers(np.array([2.5, 3.5], np.float32) / 255, 255, np.uint8).tolist() == [2, 4]
 
 
 # ---------------------------------------------------------------------------------------- golden
@@ -402,8 +403,8 @@ ARANGE16 = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
 
 
 def test_d2l_2x2_max_and_avg():
-    assert K.max_pool2d(D2L_X, (2, 2), (1, 1), (0, 0), (1, 1), False)[0, 0].tolist() == [[4, 5], [7, 8]]
-    assert K.avg_pool2d(D2L_X, (2, 2), (1, 1), (0, 0), False, True, None)[0, 0].tolist() == [[2, 3], [5, 6]]
+    assert pools.max_pool2d(D2L_X, (2, 2), (1, 1), (0, 0), (1, 1), False)[0, 0].tolist() == [[4, 5], [7, 8]]
+    assert pools.avg_pool2d(D2L_X, (2, 2), (1, 1), (0, 0), False, True, None)[0, 0].tolist() == [[2, 3], [5, 6]]
 
 
 @pytest.mark.parametrize("kernel, stride, padding, expected", [
@@ -412,22 +413,22 @@ def test_d2l_2x2_max_and_avg():
     ((2, 3), (2, 3), (0, 1), [[5, 7], [13, 15]]),
 ])
 def test_d2l_maxpool_on_arange16(kernel, stride, padding, expected):
-    assert K.max_pool2d(ARANGE16, kernel, stride, padding, (1, 1), False)[0, 0].tolist() == expected
+    assert pools.max_pool2d(ARANGE16, kernel, stride, padding, (1, 1), False)[0, 0].tolist() == expected
 
 
 def test_d2l_corr2d():
     weight = np.array([[[[0, 1], [2, 3]]]], np.float32)
-    assert K.conv2d(D2L_X, weight, None, (1, 1), (0, 0), (1, 1), "zeros", 1)[0, 0].tolist() == [[19, 25], [37, 43]]
+    assert conv.conv2d(D2L_X, weight, None, (1, 1), (0, 0), (1, 1), "zeros", 1)[0, 0].tolist() == [[19, 25], [37, 43]]
 
 
 def test_unpool_puts_values_back_at_their_indices():
-    values, indices = K.max_pool2d(ARANGE16, (2, 2), (2, 2), (0, 0), (1, 1), False, return_indices=True)
-    restored = K.max_unpool2d(values, indices, (4, 4))[0, 0]
+    values, indices = pools.max_pool2d(ARANGE16, (2, 2), (2, 2), (0, 0), (1, 1), False, return_indices=True)
+    restored = planes.max_unpool2d(values, indices, (4, 4))[0, 0]
     assert restored[1].tolist() == [0, 5, 0, 7] and restored[0].tolist() == [0, 0, 0, 0]
 
 
 def test_importing_the_engine_does_not_import_torch():
-    code = "import sys, poolcli.kernels_numpy; assert 'torch' not in sys.modules"
+    code = "import sys, poolcli.kernels.numpy; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -444,10 +445,10 @@ def test_importing_the_engine_does_not_import_torch():
 def test_stages_that_take_integers_give_what_float_input_gives(spec, dtype, channels_last):
     """numpy_engine.takes_integers: the engine may hand these stages uint8/uint16 pixels instead of
     converting to float32 first; the result is the same float32 array, bit for bit."""
-    from poolcli import numpy_engine
-    from poolcli.engine import Run
-    from poolcli.pipeline import Pipeline
-    from poolcli.spec import parse_stage
+    from poolcli.kernels import numpy as numpy_engine
+    from poolcli.execute.run import Run
+    from poolcli.core.plan import Pipeline
+    from poolcli.core.spec import parse_stage
 
     stage = parse_stage(spec)
     assert numpy_engine.takes_integers(stage)
@@ -462,8 +463,8 @@ def test_stages_that_take_integers_give_what_float_input_gives(spec, dtype, chan
 
 
 def test_conv_with_a_bias_is_not_given_integers():
-    from poolcli import numpy_engine
-    from poolcli.spec import parse_stage
+    from poolcli.kernels import numpy as numpy_engine
+    from poolcli.core.spec import parse_stage
 
     assert not numpy_engine.takes_integers(parse_stage("conv:filter=box,bias=0.5"))
     assert not numpy_engine.takes_integers(parse_stage("maxpool:2"))  # runs natively anyway: "native" policy
@@ -477,8 +478,8 @@ def test_conv_with_a_bias_is_not_given_integers():
 def test_quantized_average_is_what_quantize_makes_of_the_float_average(spec, channels_last):
     """numpy_engine.quantized_average: the 8-bit image an avgpool of uint8 becomes under --normalize
     auto/clip, from integer sums; None where auto would stretch (a divisor_override below the window)."""
-    from poolcli import numpy_engine
-    from poolcli.spec import parse_stage
+    from poolcli.kernels import numpy as numpy_engine
+    from poolcli.core.spec import parse_stage
 
     stage = parse_stage(spec)
     x = np.random.default_rng(2).integers(0, 255, (2, 3, 13, 17), endpoint=True).astype(np.uint8)
@@ -491,9 +492,9 @@ def test_quantized_average_is_what_quantize_makes_of_the_float_average(spec, cha
         return
     args = (stage.kernel_size, stage.stride, stage.padding, stage.ceil_mode, stage.count_include_pad,
             stage.divisor_override)
-    unit = K.avg_pool2d(x, *args) / np.float32(255)
+    unit = pools.avg_pool2d(x, *args) / np.float32(255)
     assert 0 <= unit.min() and unit.max() <= 1  # auto keeps it: "none"
-    exact(got, K.quantize(unit, 255, np.uint8))
+    exact(got, quantize.to_integers(unit, 255, np.uint8))
     assert numpy_engine.quantized_average(parse_stage("maxpool:2"), x) is None
     assert numpy_engine.quantized_average(stage, x.astype(np.uint16)) is None
 
@@ -506,13 +507,13 @@ def test_rgb_views_of_rgbx_memory_give_the_packed_result(kernel):
     rgbx = rng.integers(0, 256, (1, 37, 52, 4), dtype=np.uint8)
     view = rgbx[..., :3].transpose(0, 3, 1, 2)
     packed = np.ascontiguousarray(rgbx[..., :3]).transpose(0, 3, 1, 2)
-    assert K.with_pixel_padding(view).shape == (1, 4, 37, 52)
+    assert windows.with_pixel_padding(view).shape == (1, 4, 37, 52)
     args = ((3, 2), (2, 2), (1, 0))
     run = {
-        "max": lambda x: K.max_pool2d(x, *args, (1, 1), False),
-        "min": lambda x: K.min_pool2d(x, *args, (1, 1), True),
-        "avg": lambda x: K.avg_pool2d(x, *args, False, True, None),
-        "avg_quantized": lambda x: K.avg_pool2d_quantized(x, *args, True, False, None),
+        "max": lambda x: pools.max_pool2d(x, *args, (1, 1), False),
+        "min": lambda x: pools.min_pool2d(x, *args, (1, 1), True),
+        "avg": lambda x: pools.avg_pool2d(x, *args, False, True, None),
+        "avg_quantized": lambda x: pools.avg_pool2d_quantized(x, *args, True, False, None),
     }[kernel]
     np.testing.assert_array_equal(run(view), run(packed))
 
@@ -520,10 +521,10 @@ def test_rgb_views_of_rgbx_memory_give_the_packed_result(kernel):
 def test_widening_to_the_pixel_stride_stays_inside_the_buffer():
     rgb = np.zeros((1, 4, 5, 3), np.uint8)
     view = rgb[..., :2].transpose(0, 3, 1, 2)  # two channels of three-byte pixels: widened to three
-    assert K.with_pixel_padding(view).shape == (1, 3, 4, 5)
+    assert windows.with_pixel_padding(view).shape == (1, 3, 4, 5)
     tail = np.zeros(4 * 5 * 4, np.uint8)[:-1]  # an RGBX buffer cut one byte short
     cut = np.lib.stride_tricks.as_strided(tail, (1, 3, 4, 5), (80, 1, 20, 4))
-    assert K.with_pixel_padding(cut) is cut
+    assert windows.with_pixel_padding(cut) is cut
 
 
 @pytest.mark.parametrize("op", ["max", "min", "avg", "avg_quantized"])
@@ -538,25 +539,25 @@ def test_threads_give_the_same_numbers_as_one(op, layout):
         x = rng.integers(0, 256, (601, 900, 4), dtype=np.uint8)[..., :3].transpose(2, 0, 1)[None]
     k, s, p = (3, 3), (2, 2), (1, 1)
     run = {
-        "max": lambda: K.max_pool2d(x, k, s, p, (1, 1), False),
-        "min": lambda: K.min_pool2d(x, k, s, p, (1, 1), True),
-        "avg": lambda: K.avg_pool2d(x, k, s, p, True, False, None),
-        "avg_quantized": lambda: K.avg_pool2d_quantized(x, k, s, p, False, True, None),
+        "max": lambda: pools.max_pool2d(x, k, s, p, (1, 1), False),
+        "min": lambda: pools.min_pool2d(x, k, s, p, (1, 1), True),
+        "avg": lambda: pools.avg_pool2d(x, k, s, p, True, False, None),
+        "avg_quantized": lambda: pools.avg_pool2d_quantized(x, k, s, p, False, True, None),
     }[op]
     alone = run()
-    with K.threads(3):
+    with windows.threads(3):
         shared = run()
-    assert K._threads == 1  # restored on leaving
+    assert windows._threads == 1  # restored on leaving
     np.testing.assert_array_equal(shared, alone)
 
 
 def test_bands_cover_every_row_once_and_small_outputs_stay_on_one_thread():
     seen: list[tuple[int, int]] = []
-    with K.threads(4):
-        K._in_bands(lambda lo, hi: seen.append((lo, hi)), 10, 4 * K._BAND_MIN_OUTPUTS)
+    with windows.threads(4):
+        windows._in_bands(lambda lo, hi: seen.append((lo, hi)), 10, 4 * windows._BAND_MIN_OUTPUTS)
         assert sorted(seen) == [(0, 2), (2, 5), (5, 7), (7, 10)]
         seen.clear()
-        K._in_bands(lambda lo, hi: seen.append((lo, hi)), 10, K._BAND_MIN_OUTPUTS - 1)
+        windows._in_bands(lambda lo, hi: seen.append((lo, hi)), 10, windows._BAND_MIN_OUTPUTS - 1)
         assert seen == [(0, 10)]
 
 
@@ -580,10 +581,10 @@ def test_sums_on_whole_pixels_give_the_per_channel_numbers(kernel, stride, pad, 
     x = pixels.transpose(0, 3, 1, 2) if alpha else pixels[..., :3].transpose(0, 3, 1, 2)
     planar = np.ascontiguousarray(x)
     some_finish = lambda *args: None  # noqa: E731 — only whether one is given matters
-    assert K._pixel_lane_output(np.add, K.with_pixel_padding(x), K._empty_like_pixels(x, x.shape, np.uint8),
+    assert windows._pixel_lane_output(np.add, windows.with_pixel_padding(x), windows.empty_like_pixels(x, x.shape, np.uint8),
                                 np.dtype(np.uint16), some_finish) is not None
     args = (kernel, stride, pad, ceil_mode, count_include_pad, divisor_override)
-    got = K.avg_pool2d_quantized(x, *args)
-    np.testing.assert_array_equal(got, K.avg_pool2d_quantized(planar, *args))
-    np.testing.assert_array_equal(K.avg_pool2d(x, *args), K.avg_pool2d(planar, *args))
+    got = pools.avg_pool2d_quantized(x, *args)
+    np.testing.assert_array_equal(got, pools.avg_pool2d_quantized(planar, *args))
+    np.testing.assert_array_equal(pools.avg_pool2d(x, *args), pools.avg_pool2d(planar, *args))
     assert got.strides[3] == 4  # pooled into four-byte pixels, as the encoder takes them

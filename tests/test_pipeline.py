@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poolcli.engine import run_pipeline
+from poolcli.execute.run import run_pipeline
 from poolcli.errors import PlanError, SpecError
-from poolcli.pipeline import Pipeline, Plan
-from poolcli.spec import parse_stage
+from poolcli.core.plan import Pipeline, Plan
+from poolcli.core.spec import parse_stage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,7 @@ def test_json_example_of_the_design():
 
 def test_empty_pipeline_plans_to_its_input():
     plan = Pipeline([]).plan((1, 3, 5, 5))
-    assert plan.output_shape == (1, 3, 5, 5) and plan.stages == [] and plan.params_count == 0
+    assert plan.output_shape == (1, 3, 5, 5) and list(plan.stages) == [] and plan.params_count == 0
 
 
 @pytest.mark.parametrize("shape", [(3, 224, 224), (1, 3, 0, 4), (1, 3, 4, -1), (1, 1, 1, 1, 1)])
@@ -86,7 +86,9 @@ def test_lenet_plan():
 def test_pipeline_from_file(tmp_path):
     path = tmp_path / "p.toml"
     path.write_text('[[stage]]\nop = "maxpool"\nk = 2\n[[stage]]\nop = "relu"\n', encoding="utf-8")
-    pipeline = Pipeline.from_file(str(path))
+    from poolcli import parse_pipeline_file
+
+    pipeline = Pipeline(parse_pipeline_file(str(path)))
     assert len(pipeline) == 2 and repr(pipeline) == "Pipeline([maxpool:k=2, relu])"
 
 
@@ -222,7 +224,7 @@ def test_every_stack_of_maxpools_unpools_to_its_input(pools, h, w):
     ),
 )
 def test_receptive_field_and_jump_follow_the_recurrence(specs):
-    from poolcli.arithmetic import effective_kernel
+    from poolcli.core.arithmetic import effective_kernel
 
     try:
         plan = Pipeline.from_specs(specs).plan((1, 1, 64, 64))
@@ -248,12 +250,12 @@ def test_receptive_field_and_jump_follow_the_recurrence(specs):
 def test_plan_does_not_import_torch():
     code = (
         "import sys\n"
-        "from poolcli.pipeline import Pipeline\n"
+        "from poolcli.core.plan import Pipeline\n"
         f"specs = {LENET!r} + ['maxpool:2', 'maxunpool', 'conv:sobel-x,p=1', 'medianpool:3', "
         "'fractionalmaxpool:2,output_ratio=0.5', 'adaptiveavgpool:3', 'pad:1,mode=reflect', 'grayscale']\n"
         "Pipeline.from_specs(specs[:12]).plan((2, 1, 28, 28))\n"
         "Pipeline.from_specs(specs[12:]).plan((2, 3, 28, 28))\n"
-        "from poolcli.spec import parse_pipeline_text\n"
+        "from poolcli.core.spec import parse_pipeline_text\n"
         "parse_pipeline_text('[[stage]]\\nop = \"maxpool\"\\nk = 2\\n', 'toml')\n"
         "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))\n"
         "print('ok')\n"

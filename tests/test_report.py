@@ -13,8 +13,8 @@ import pytest
 from rich.console import Console
 
 from conftest import ROOT
-from poolcli import report
-from poolcli.pipeline import Pipeline
+from poolcli.render import records, report
+from poolcli.core.plan import Pipeline
 
 GOLDEN = ROOT / "tests" / "golden"
 CASES = {
@@ -76,7 +76,7 @@ def test_narrow_console_moves_formulas_under_the_table_unbroken():
 
 def test_record_matches_design_keys():
     plan = Pipeline.from_specs(["maxpool:2"]).plan((1, 3, 512, 512))
-    rec = report.record(input="a.png", output="a_pooled.png", device="cpu", plan=plan, seconds=[0.0012])
+    rec = records.record(input="a.png", output="a_pooled.png", device="cpu", plan=plan, seconds=[0.0012])
     assert list(rec) == ["input", "output", "status", "error", "device", "input_shape", "output_shape", "stages"]
     stage = rec["stages"][0]
     assert stage["formula"]["H"] == "⌊(512 + 2·0 − 1·(2−1) − 1)/2⌋ + 1 = 256"

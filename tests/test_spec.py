@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from poolcli.errors import SpecError
-from poolcli.spec import parse_pipeline_file, parse_pipeline_text, parse_stage, stage_from_table
-from poolcli.stages import known_ops
+from poolcli.core.spec import parse_pipeline_text, parse_stage, stage_from_table
+from poolcli.io.specs import parse_pipeline_file
+from poolcli.core.ops import known_ops
 
 FUZZ = settings(max_examples=300, deadline=None)
 

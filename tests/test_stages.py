@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from poolcli.engine import run_pipeline
+from poolcli.execute.run import run_pipeline
 from poolcli.errors import PlanError, SpecError
-from poolcli.pipeline import Pipeline
-from poolcli.spec import parse_stage
-from poolcli.stages import STAGE_CLASSES, create_stage, known_ops
+from poolcli.core.plan import Pipeline
+from poolcli.core.spec import parse_stage
+from poolcli.core.ops import OPS as STAGE_CLASSES, create_stage, known_ops
 
 FAST = settings(max_examples=60, deadline=None)
 # The golden values run on both engines. The property tests check the stages' own torch kernels
@@ -253,7 +253,7 @@ def test_lppool_high_norm_on_16_bit_does_not_overflow():
 def median_oracle(x: np.ndarray, k, s, d, ceil) -> np.ndarray:
     """The textbook loop: only real pixels count, the lower middle value for even counts."""
     n, c, h, w = x.shape
-    from poolcli.arithmetic import pool_output_size
+    from poolcli.core.arithmetic import pool_output_size
 
     ho = pool_output_size(h, k[0], s[0], 0, d[0], ceil).size
     wo = pool_output_size(w, k[1], s[1], 0, d[1], ceil).size
@@ -494,7 +494,7 @@ def test_conv_matches_nn_conv2d(case, shape, dtype, engine, seed):
 
 @pytest.mark.parametrize("name", ["sobel-x", "sobel-y", "laplacian", "edge", "box", "gaussian", "emboss"])
 def test_named_filters_are_cross_correlation(name):
-    from poolcli.filters import named_filter
+    from poolcli.core.filters import named_filter
 
     kernel = torch.tensor(named_filter(name), dtype=torch.float64)
     x = random_array((1, 2, 9, 8), np.float32, 3)
@@ -571,15 +571,17 @@ def test_conv_weight_file(tmp_path):
     np.save(tmp_path / "k.npy", np.array([[0, 1], [2, 3]], dtype=np.float32))
     (tmp_path / "k.csv").write_text("0,1\n2,3\n")
     x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
+    from poolcli.io.specs import read_weight_files
+
     for name in ("k.npy", "k.csv"):
-        stage = create_stage("conv", {"weight_file": str(tmp_path / name)})
+        [stage] = read_weight_files([create_stage("conv", {"weight_file": str(tmp_path / name)})])
         assert values([stage], x).tolist() == [[[[19, 25], [37, 43]]]]
     np.save(tmp_path / "flat.npy", np.arange(3, dtype=np.float32))
     (tmp_path / "empty.npy").write_bytes(b"")
     np.save(tmp_path / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     for name in ("flat.npy", "empty.npy", "pickled.npy", "missing.npy"):
         with pytest.raises(SpecError) as info:
-            create_stage("conv", {"weight_file": str(tmp_path / name)})
+            read_weight_files([create_stage("conv", {"weight_file": str(tmp_path / name)})])
         assert name in str(info.value)
 
 
@@ -650,11 +652,18 @@ def test_activations_match_torch(spec, shape, dtype, engine, seed):
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_grayscale_is_itu_601_luma(engine):
+    """8-bit pictures get Pillow's mode L exactly (DESIGN §2): its fixed point, not float weights."""
+    from PIL import Image
+
     x = random_array((1, 4, 3, 5), np.uint8, 0)
     got = values(["grayscale"], x, maxval=255, engine=engine)
-    expected = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]) / 255
+    pillow_l = np.asarray(Image.fromarray(np.ascontiguousarray(x[0, :3].transpose(1, 2, 0))).convert("L"))
+    expected = pillow_l[None, None].astype(np.float32) / 255
     assert got.shape == (1, 1, 3, 5)
-    assert np.allclose(got, expected, atol=1e-6)
+    assert np.array_equal(got, expected)
+    floats = random_array((1, 3, 3, 5), np.float32, 2)
+    luma = 0.299 * floats[:, 0:1] + 0.587 * floats[:, 1:2] + 0.114 * floats[:, 2:3]
+    assert np.allclose(values(["grayscale"], floats, engine=engine), luma, atol=1e-6)
     la = random_array((1, 2, 3, 5), np.float32, 1)
     assert np.array_equal(values(["grayscale"], la, engine=engine), la[:, :1])
     with pytest.raises(PlanError, match="C=5"):
@@ -816,7 +825,7 @@ def test_label_recreates_the_stage(spec):
 
 def test_integer_max_pooling_falls_back_to_float_off_the_cpu():
     """CUDA's max_pool2d is floating-point only: integers go through float32 (exact) there."""
-    from poolcli.stages import _pool_source
+    from poolcli.kernels.torch import pool_source as _pool_source
 
     cpu = torch.zeros(1, 1, 2, 2, dtype=torch.uint8)
     assert _pool_source(cpu) is cpu

@@ -11,19 +11,26 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from poolcli import tiling
-from poolcli.batch import InputItem, ProcessOptions, Processor
-from poolcli.engine import quantize, run_pipeline, run_tiled
+from poolcli.execute import memory as tiling
+from poolcli.batch import InputItem, ProcessOptions
+from poolcli.batch.flow import Flow as Processor
+from poolcli.execute.quantize import quantize
+from poolcli.execute.run import run_pipeline, run_tiled
 from poolcli.errors import PlanError, SpecError, UsageError
-from poolcli.pipeline import Pipeline
-from poolcli.tiling import (
-    AxisWindow, MemoryBudgetError, axis_input_range, choose_execution, parse_memory_size, stage_windows,
-    tile_grid, tile_region, tiling_obstacle,
-)
+from poolcli.core.plan import Pipeline
+from poolcli.core.ops import AxisWindow
+from poolcli.execute import tiling as geometry
+from poolcli.execute.memory import MemoryBudgetError, choose_execution, parse_memory_size
+from poolcli.execute.tiling import axis_input_range, tile_grid, tile_region, tiling_obstacle
+
+
+def stage_windows(stage):
+    return stage.windows()
 
 
 def test_module_examples():
     assert doctest.testmod(tiling).failed == 0
+    assert doctest.testmod(geometry).failed == 0
 
 
 # --------------------------------------------------------------------------- regions
@@ -308,7 +315,7 @@ def test_outcome_records_the_mode(picture, tmp_path):
 
 
 def test_host_out_of_memory_retries_tiled(picture, tmp_path, monkeypatch):
-    import poolcli.engine as engine
+    import poolcli.execute.run as engine
 
     def exhausted(*args, **kwargs):
         raise MemoryError("Unable to allocate 40 GiB")

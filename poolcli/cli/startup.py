@@ -1,0 +1,120 @@
+"""What poolcli's own process does to start fast and end fast, in one place, and why.
+
+Three shortcuts reach into other packages or into the process, so they live here, apart from
+the library, each with the plain path it falls back to:
+
+- ``use_plain_coercion``: typer 0.2x imports pydantic and builds one ``TypeAdapter`` per option
+  before a command runs (about 0.2 s for ``pool``'s 40 options, as long as Pillow takes to halve
+  a 12 MP JPEG). poolcli's options are all str/int/float/bool (or lists of str), so they are
+  converted by ``_plain_value``; any other annotation, or a typer without ``typer._coercion``,
+  keeps typer's own conversion.
+- ``app_for``: click builds every registered command's options before it parses anything; for
+  ``poolcli pool photo.jpg`` one command's options are enough (about 30 ms less a run).
+- ``exit_now``: after ``import torch`` the interpreter's teardown takes about 0.4 s; by the time
+  a command returns every output is written and reported, so the process ends with ``os._exit``
+  once stdout and stderr are flushed.
+
+``configure_process`` sets what only a whole program may set (thread counts, Pillow's global
+settings); the library never does (DESIGN.md §6).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from typing import Any, NoReturn
+
+_PLAIN_NAMES = {int: "integer", float: "number"}
+PLAIN_TYPES = (str, int, float, bool, list[str])
+
+
+def configure_process() -> None:
+    """Process-wide settings for poolcli's own process, before any command runs.
+
+    OpenBLAS gets one thread unless the user says otherwise: its pool would start a busy thread
+    per core as numpy is imported, taking the second core from the first decode, and poolcli's
+    only BLAS call is ``linear`` on LeNet-sized features. Pillow's decoding settings
+    (``io.pillow.decoding``: no size limit of its own, one block per image) are set for good, so
+    that holding them per file costs nothing.
+    """
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from ..io.pillow import settings_for_this_process
+
+    settings_for_this_process()
+
+
+def _plain_value(kind: type, value: Any, param: Any, ctx: Any) -> Any:
+    """``value`` as ``kind`` (str, int, float or bool), or click's BadParameter in words; flags
+    arrive from click as bools already."""
+    from typer._click.exceptions import BadParameter
+
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    if kind in _PLAIN_NAMES and isinstance(value, (str, int)) and not isinstance(value, bool):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    expected = _PLAIN_NAMES.get(kind, kind.__name__)
+    raise BadParameter(f"{value!r} is not a valid {expected}", ctx=ctx, param=param)
+
+
+def use_plain_coercion() -> bool:
+    """Convert plain options with ``_plain_value`` instead of typer's pydantic adapters; returns
+    whether the shortcut is in place (False: typer changed, and its own conversion runs)."""
+    try:
+        import typer.core as typer_core
+        from typer._coercion import RuntimeParam
+    except ImportError:
+        return False
+    typers_own = getattr(typer_core, "build_runtime_param", None)
+    if typers_own is None:
+        return False
+    if getattr(typers_own, "plain", False):
+        return True
+
+    class PlainParam(RuntimeParam):
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            kind = str if self.annotation == list[str] else self.annotation
+            if isinstance(value, (list, tuple)):
+                return [_plain_value(kind, item, param, ctx) for item in value]
+            return _plain_value(kind, value, param, ctx)
+
+    def build_runtime_param(descriptor: Any) -> Any:
+        info = descriptor.parameter_info
+        if (descriptor.annotation in PLAIN_TYPES and not descriptor.file_annotation
+                and getattr(info, "parser", None) is None and getattr(info, "click_type", None) is None
+                and getattr(info, "min", None) is None and getattr(info, "max", None) is None):
+            return PlainParam(parameter_info=info, annotation=descriptor.annotation)
+        return typers_own(descriptor)
+
+    build_runtime_param.plain = True  # type: ignore[attr-defined]
+    typer_core.build_runtime_param = build_runtime_param
+    return True
+
+
+def app_for(app: Any, args: list[str]) -> Any:
+    """``app``, or a copy that holds only the command ``args`` starts with. Anything else
+    (``--help``, a mistyped command) keeps every command, for the list and the suggestions."""
+    import typer
+
+    first = args[0] if args else None
+    chosen = [info for info in app.registered_commands
+              if (info.name or typer.main.get_command_name(info.callback.__name__)) == first]
+    if not chosen:
+        return app
+    narrowed = copy.copy(app)
+    narrowed.registered_commands = chosen
+    return narrowed
+
+
+def exit_now(status: int) -> NoReturn:
+    """End the process with ``status`` once stdout and stderr are flushed, without the
+    interpreter's teardown. Only for poolcli's own process (``cli.main``), never a library call."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away, or a stream already closed
+            pass
+    os._exit(status)

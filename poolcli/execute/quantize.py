@@ -1,0 +1,91 @@
+"""The quantizer's policy: a run's float output → image integers, by ``--normalize``.
+
+``auto`` keeps values already in range and stretches others min–max per image; ``clip``
+clips; ``minmax`` always stretches; ``abs`` takes magnitudes then clips (edge maps). Integer
+outputs of range-preserving stages (max pooling of uint8) are written as they are. The rounding
+itself is the one quantizer's arithmetic, per engine (``poolcli.kernels.quantize``), half to even.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import UsageError
+
+NORMALIZE_MODES = ("auto", "clip", "minmax", "abs")
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """An image-ready integer array and how its values were brought into range."""
+
+    array: np.ndarray
+    normalize: str  # "none", "clip", "minmax", "abs" or "auto → minmax"
+
+
+class Quantizer:
+    """Float outputs → image integers for a whole output or tile by tile.
+
+    A tiled run calls ``convert`` per tile with the extremes gathered over all of them, so tiles
+    and the whole image give the same integers.
+    """
+
+    def __init__(self, backend: Any, bit_depth: int, normalize: str, value_max: float):
+        if normalize not in NORMALIZE_MODES:
+            raise UsageError(f"--normalize {normalize!r}", f"use one of {', '.join(NORMALIZE_MODES)}")
+        self.backend = backend
+        self.normalize = normalize
+        self.value_max = value_max
+        self.out_max = 255 if bit_depth <= 8 else 65535
+        self.dtype = np.uint8 if bit_depth <= 8 else np.uint16
+
+    def passes_through(self, data: Any, scale: float) -> bool:
+        """Integer data already in the output's range: written as it is, nothing to normalize."""
+        return (
+            not self.backend.is_float(data) and scale * self.value_max == self.out_max
+            and self.normalize in ("auto", "clip")
+        )
+
+    def unit(self, data: Any, scale: float) -> Any:
+        return self.backend.unit(data, scale, self.value_max)
+
+    def integers(self, data: Any) -> np.ndarray:
+        array = self.backend.to_numpy(data)
+        return array if array.dtype == self.dtype else np.clip(array, 0, self.out_max).astype(self.dtype)
+
+    def convert(self, unit: Any, applied: str, extremes: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """``unit`` values as integers, the way ``applied`` says ("none", "clip", "abs" or a stretch)."""
+        backend = self.backend
+        if applied in ("minmax", "auto → minmax"):
+            unit = backend.stretch(unit, extremes)
+        elif applied == "abs":
+            unit = abs(unit)
+        scaled = backend.levels(unit, self.out_max)
+        with np.errstate(invalid="ignore"):  # NaN has no integer: it casts to 0 without a warning
+            return backend.to_numpy(scaled).astype(self.dtype)
+
+
+def in_unit_range(low: float, high: float) -> bool:
+    """``auto`` keeps an output whose values all lie in [0, 1] (NaN anywhere: stretch)."""
+    return bool(low >= 0 and high <= 1)
+
+
+def quantize(result: Any, bit_depth: int, normalize: str = "auto", stage: tuple[Any, float] | None = None) -> Quantized:
+    """Bring a run's output (or a ``stage`` output, (data, scale)) into the image's range and round
+    it to ``bit_depth`` integers; see ``Quantizer`` for the modes. A tiled run's output arrives
+    quantized already.
+    """
+    quantizer = Quantizer(result.backend, bit_depth, normalize, result.value_max)
+    if stage is None and result.quantized is not None:
+        return result.quantized
+    data, scale = stage if stage is not None else (result.data, result.scale)
+    if quantizer.passes_through(data, scale):
+        return Quantized(quantizer.integers(data), "none")
+    unit = quantizer.unit(data, scale)
+    applied = normalize
+    if normalize == "auto":
+        applied = "none" if in_unit_range(float(unit.min()), float(unit.max())) else "auto → minmax"
+    return Quantized(quantizer.convert(unit, applied), applied)
