@@ -92,7 +92,7 @@ def torch_calls(draw):
     return f"{prefix}{name}({', '.join(args + keywords)}){tail}"
 
 
-specs = st.one_of(compact_specs(), torch_calls(), st.text(max_size=40))
+specs = st.one_of(compact_specs(), torch_calls(), st.text(max_size=60))
 
 
 @fuzz_settings

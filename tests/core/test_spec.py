@@ -329,15 +329,6 @@ ALPHABET = st.sampled_from(list("():,=x[]{};'\"\\*.- _0123456789abcdefklnpsuvwyz
 
 
 @FUZZ
-@given(st.text(max_size=60))
-def test_fuzz_text_only_raises_spec_errors(text):
-    try:
-        parse_stage(text)
-    except SpecError:
-        pass
-
-
-@FUZZ
 @given(st.sampled_from(known_ops() + ["nn.MaxPool2d(", "nn.Conv2d(", "AvgPool2d(", "nn.Linear("]),
        st.lists(ALPHABET, max_size=12).map("".join))
 def test_fuzz_structured_text_only_raises_spec_errors(head, tail):

@@ -16,7 +16,7 @@ from poolcli.errors import PlanError, SpecError
 from poolcli.core.plan import Pipeline, Plan
 from poolcli.core.spec import parse_stage
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 LENET = [
     "nn.Conv2d(1, 6, kernel_size=5, padding=2)", "nn.Sigmoid()", "nn.AvgPool2d(kernel_size=2, stride=2)",

@@ -1,7 +1,7 @@
 """The rendered table as golden text at a fixed width, and the JSON records.
 
 Regenerate the golden files after a deliberate change with:
-    POOLCLI_REGEN_GOLDEN=1 .venv/bin/python -m pytest tests/test_report.py
+    POOLCLI_REGEN_GOLDEN=1 .venv/bin/python -m pytest tests/render/test_report.py
 """
 
 from __future__ import annotations
