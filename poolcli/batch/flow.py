@@ -346,11 +346,11 @@ class Flow:
             _make_parent(out)
         try:
             if job.depth is None:
-                save_image(result.values(), dest, format=job.target.format)
+                save_image(result.values(), dest, format=job.target.format, fsync=options.fsync)
                 return None
             quantized = quantize(result, job.depth, options.normalize)
             save_image(quantized.array, dest, format=job.target.format, bit_depth=job.depth,
-                       quality=options.quality, compress_level=options.compress_level)
+                       quality=options.quality, compress_level=options.compress_level, fsync=options.fsync)
             return quantized.normalize
         except OSError as exc:
             raise OutputError(f"{out}: cannot write: {exc.strerror or exc}", "check the folder and free space") from None

@@ -34,6 +34,7 @@ class ProcessOptions:
     engine: str = "auto"
     workers: int | None = None
     batch_size: int = 16
+    fsync: bool = False  # --fsync: each output flushed to the disk before the next (power-loss durability)
     memory: Any = None  # --memory: "2G", "512M" or bytes; None: half of the RAM available
     tile: tuple[int, int] | None = None  # force tiled runs at this output tile size (library, tests)
 

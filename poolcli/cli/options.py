@@ -61,6 +61,7 @@ SHARED: dict[str, tuple[Any, Any, Any]] = {
     "batch_size": (int, 16, _option("--batch-size", help="Same-size images stacked per batch.", panel=BATCH)),
     "skip_existing": (bool, False, _option("--skip-existing", help="Skip inputs whose output exists.", panel=BATCH)),
     "fail_fast": (bool, False, _option("--fail-fast", help="Stop at the first failed file.", panel=BATCH)),
+    "fsync": (bool, False, _option("--fsync", help="Flush every output to the disk (survives a power loss; slower).", panel=OUTPUT)),
     "memory": (Optional[str], None, _option("--memory", help="Memory budget, e.g. 2G or 512M (default: half the available RAM); bigger images run tiled.", panel=PROCESSING)),
 }
 
@@ -94,6 +95,7 @@ class SharedOptions:
     batch_size: int = 16
     skip_existing: bool = False
     fail_fast: bool = False
+    fsync: bool = False
     memory: str | None = None
 
     def process_options(self, suffix: str) -> Any:
@@ -126,6 +128,7 @@ class SharedOptions:
             engine=choice("engine", self.engine, ("auto", "numpy", "torch")),
             workers=positive("workers", self.workers),
             batch_size=positive("batch-size", self.batch_size) or 16,
+            fsync=self.fsync,
             memory=self.memory,
         )
 

@@ -32,6 +32,7 @@ def save_image(
     quality: int | None = None,
     compress_level: int | None = None,
     has_alpha: bool | None = None,
+    fsync: bool = False,
 ) -> None:
     """Write an array: (N, C, H, W) for images (2-D HW and 3-D CHW get N = C = 1 where missing).
 
@@ -48,8 +49,8 @@ def save_image(
     - ``quality`` goes to JPEG/WebP and ``compress_level`` (0-9) to PNG; when not given Pillow's
       defaults apply (JPEG quality 75, WebP 80, PNG level 6).
 
-    ``dest`` is a path (written atomically), ``-`` (stdout) or a binary file object. Every check
-    runs before anything is written.
+    ``dest`` is a path (written atomically; ``fsync`` also flushes it to the disk), ``-`` (stdout)
+    or a binary file object. Every check runs before anything is written.
     """
     to_stream = not isinstance(dest, (str, os.PathLike)) or os.fspath(dest) == "-"
     fmt = output_format(None if to_stream else dest, format)
@@ -58,7 +59,7 @@ def save_image(
     encode = _encoder(np.asarray(array), fmt, bit_depth=bit_depth, quality=quality,
                       compress_level=compress_level, has_alpha=has_alpha)
     if not to_stream:
-        atomic_write(dest, encode)  # type: ignore[arg-type]
+        atomic_write(dest, encode, fsync=fsync)  # type: ignore[arg-type]
         return
     buffer = io.BytesIO()  # TIFF and friends seek while writing; stdout cannot
     encode(buffer)
@@ -66,12 +67,14 @@ def save_image(
     stream.write(buffer.getvalue())
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
-    """Write through ``write(fp)`` to ``.NAME.RANDOM.tmp`` in the same folder, fsync, rename into place.
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], *, fsync: bool = False) -> None:
+    """Write through ``write(fp)`` to ``.NAME.RANDOM.tmp`` in the same folder and rename it into place.
 
     An interrupted or failed write (any exception, KeyboardInterrupt included) removes the temporary
     file and leaves ``path`` as it was; an OSError becomes an OutputError naming ``path``. The file
-    is created with mode 0o666 less the umask, as open() would.
+    is created with mode 0o666 less the umask, as open() would. The rename alone already means no
+    reader ever sees a partial file; ``fsync`` adds durability across a power loss (the file's data
+    and then its folder's entry reach the disk), at the cost of waiting for the disk on every file.
     """
     path = os.fspath(path)
     folder, base = os.path.split(path)
@@ -84,14 +87,31 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
         with os.fdopen(descriptor, "w+b") as fp:  # read too: multi-frame TIFF reads back
             write(fp)
             fp.flush()
-            os.fsync(fp.fileno())
+            if fsync:
+                os.fsync(fp.fileno())
         os.replace(temp, path)
+        if fsync:
+            _fsync_folder(folder or ".")
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         if isinstance(exc, OSError):
             raise _cannot_write(path, exc) from None
         raise
+
+
+def _fsync_folder(folder: str) -> None:
+    """The folder's entry for a renamed file, to the disk (where the system lets a folder be opened)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def _cannot_write(path: str, exc: OSError) -> OutputError:

@@ -336,3 +336,16 @@ def test_main_sets_one_openblas_thread_unless_told_otherwise():
     env["OPENBLAS_NUM_THREADS"] = "4"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=60).stdout.splitlines()[-1] == "4"
+
+
+def test_fsync_option_flushes_every_output(invoke, tmp_path, monkeypatch):
+    import poolcli.io.writing as writing
+
+    synced: list[int] = []
+    monkeypatch.setattr(writing.os, "fsync", lambda fd: synced.append(fd))
+    result = invoke("pool", str(SAMPLES / "coffee.png"), str(SAMPLES / "gray.png"), "-k", "2", "-o", str(tmp_path / "out"), "-q", "--fsync")
+    assert result.exit_code == 0, result.stderr
+    assert len(synced) == 4  # two files, each with its folder entry
+    synced.clear()
+    assert invoke("pool", str(SAMPLES / "coffee.png"), "-k", "2", "-o", str(tmp_path / "x.png"), "-q").exit_code == 0
+    assert synced == []

@@ -263,3 +263,17 @@ def test_import_stays_light():
     code = "import sys, poolcli.io.reading; print(sorted(m for m in ('torch', 'png', 'rich') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_fsync_only_when_asked(tmp_path, monkeypatch):
+    """The rename alone keeps outputs whole; ``fsync=True`` also flushes the file and its folder."""
+    import poolcli.io.writing as writing
+
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(writing.os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+    save_image(np.zeros((1, 1, 2, 2), np.uint8), tmp_path / "plain.png")
+    assert synced == []
+    save_image(np.zeros((1, 1, 2, 2), np.uint8), tmp_path / "durable.png", fsync=True)
+    assert len(synced) == 2  # the file's data, then the folder's entry
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["durable.png", "plain.png"]
