@@ -33,7 +33,7 @@ class PoolcliError(Exception):
         super().__init__(what)
         self.what = what
         self.hint = hint
-        self.details = tuple(details)  # what a decoder said on the way (warnings, libtiff), for a --verbose
+        self.details = tuple(details)  # what a decoder said on the way (warnings, libtiff), beyond the one line
 
     def __str__(self) -> str:
         return f"{self.what} — {self.hint}" if self.hint else self.what

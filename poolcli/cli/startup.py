@@ -4,13 +4,13 @@ Three shortcuts reach into other packages or into the process, so they live here
 the library, each with the plain path it falls back to:
 
 - ``use_plain_coercion``: typer 0.2x imports pydantic and builds one ``TypeAdapter`` per option
-  before a command runs (about 0.2 s for ``pool``'s 40 options, as long as Pillow takes to halve
-  a 12 MP JPEG). poolcli's options are all str/int/float/bool (or lists of str), so they are
+  before a command runs, which for ``pool``'s forty options costs as much as Pillow takes to
+  halve a 12 MP JPEG (benchmarks/results.md, start-up). poolcli's options are all str/int/float/bool (or lists of str), so they are
   converted by ``_plain_value``; any other annotation, or a typer without ``typer._coercion``,
   keeps typer's own conversion.
 - ``app_for``: click builds every registered command's options before it parses anything; for
-  ``poolcli pool photo.jpg`` one command's options are enough (about 30 ms less a run).
-- ``exit_now``: after ``import torch`` the interpreter's teardown takes about 0.4 s; by the time
+  ``poolcli pool photo.jpg`` one command's options are enough.
+- ``exit_now``: after ``import torch`` the interpreter's teardown is a noticeable part of a run; by the time
   a command returns every output is written and reported, so the process ends with ``os._exit``
   once stdout and stderr are flushed.
 

@@ -41,8 +41,8 @@ def choose_engine(engine: str, device: str, stages: Any) -> str:
 def import_engine(engine: str, device: str, stages: Any) -> str:
     """Import what running ``stages`` will take (the numpy kernels, or torch) and say which engine.
 
-    ``batch`` calls it on a thread while the first input decodes, so the imports (numpy's kernels
-    about 0.1 s, torch about 1 s) overlap the decode instead of following it.
+    ``batch`` calls it on a thread while the first input decodes, so the imports (numpy's kernels,
+    or torch's, which take far longer) overlap the decode instead of following it.
     """
     chosen = choose_engine(engine, resolve_device(device), stages)
     if chosen == "torch":

@@ -23,7 +23,7 @@ DEFAULT_MEMORY_FRACTION = 0.5  # of the RAM available when the run starts
 FALLBACK_MEMORY = 4 << 30  # where /proc/meminfo and sysconf both say nothing
 
 
-DECODE_COPIES = 3  # the decoder's own buffer, numpy's view of it and the NCHW copy (images.py)
+DECODE_COPIES = 3  # the decoder's own buffer and the copies io.pictures may make of it (a mode conversion, a flip)
 
 
 QUANTIZE_COPIES = 3  # float output, its unit-scaled copy and the rounded copy, before uint8
@@ -177,7 +177,7 @@ def tiled_floor_bytes(plan: Any, input_itemsize: int, output_itemsize: int) -> i
 
 
 def decode_bytes(plan: Any, input_itemsize: int) -> int:
-    """The decoder's peak for one input: its own buffer and the copies images.py makes of it."""
+    """The decoder's peak for one input: its own buffer and the copies ``io.pictures`` may make of it."""
     return DECODE_COPIES * _count(plan.input_shape) * input_itemsize
 
 

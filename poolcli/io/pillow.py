@@ -24,7 +24,7 @@ class NumpyOnFirstUse:
     the module in its place (no cost per call after that).
 
     Why: reading a header (``poolcli shape IMAGE``, ``info``) needs no numpy, and a decode needs
-    only Pillow, whose decoders release the GIL, so numpy's import (about 0.1 s) can run on
+    only Pillow, whose decoders release the GIL, so numpy's import can run on
     another thread during the first decode instead of before it. Use: ``np = NumpyOnFirstUse(globals())``.
     """
 
@@ -106,7 +106,7 @@ def shared_pixels(image: Image.Image) -> np.ndarray | None:
     where Pillow cannot share it (another mode, or memory in several blocks).
 
     Why: ``np.asarray(image)`` packs the pixels into a new buffer, a second copy of the decoded
-    image (36 MB and 40 ms for a 12 MP photo, 300 MB for a 100 MP scan). Pillow exports a
+    image (36 MB for a 12 MP photo, 300 MB for a 100 MP scan). Pillow exports a
     single-block image through the Arrow C data interface without a copy; the view keeps the
     export, and with it Pillow's memory, alive. Pillow's single-block allocator, on while
     ``decoding()`` holds it, makes every image a single block.

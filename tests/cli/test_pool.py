@@ -239,31 +239,6 @@ def test_wrong_command_line_does_not_import_torch():
     assert proc.returncode == 0, proc.stderr.decode() + proc.stdout.decode()
 
 
-def test_a_run_converts_its_options_without_pydantic(tmp_path):
-    """typer's pydantic coercion costs ~0.2 s a run; poolcli's plain options need none of it."""
-    out = tmp_path / "out.png"
-    code = (
-        "import sys; from poolcli.cli import main\n"
-        f"try:\n main(['pool', {str(SAMPLES / 'coffee.png')!r}, '-k', '2', '-m', 'lp', '--norm-type', '2.5', "
-        f"'--quality', '90', '-q', '-o', {str(out)!r}])\nexcept SystemExit as exit:\n assert exit.code == 0, exit.code\n"
-        "assert 'pydantic' not in sys.modules, 'pydantic imported'"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr.decode() + proc.stdout.decode()
-    assert out.exists()
-
-
-@pytest.mark.parametrize(("option", "value", "expected"), [
-    ("--quality", "abc", "'--quality': 'abc' is not a valid integer"),
-    ("--quality", "3.5", "'--quality': '3.5' is not a valid integer"),
-    ("--norm-type", "x", "'--norm-type': 'x' is not a valid number"),
-])
-def test_option_values_of_the_wrong_type_are_one_usage_error(invoke, option, value, expected):
-    result = invoke("pool", str(SAMPLES / "coffee.png"), "-m", "lp", option, value)
-    assert result.exit_code == 2
-    assert result.stderr.startswith("poolcli: error: Invalid value for ") and expected in result.stderr
-
-
 def test_quiet_prints_nothing_on_stdout(invoke, tmp_path):
     """-q: nothing on stdout but data (here none), for one file and for a batch; errors still on stderr."""
     one = invoke("pool", str(SAMPLES / "coffee.png"), "-k", "2", "-o", str(tmp_path / "a.png"), "-q")
@@ -289,53 +264,6 @@ def test_a_tiled_run_to_stdout_keeps_stdout_pure(tmp_path):
     with Image.open(io.BytesIO(proc.stdout)) as picture:
         assert picture.format == "PNG" and picture.size == (200, 133)
     assert b"tiled" in proc.stderr
-
-
-@pytest.mark.parametrize(("args", "narrowed"), [
-    (["pool", "photo.jpg", "-k", "2"], ["pool"]),
-    (["shape", "1x1x4x4", "-S", "maxpool:2"], ["shape"]),
-    (["--help"], None),
-    (["pol", "photo.jpg"], None),  # a typo keeps every command, for click's suggestions
-    ([], None),
-])
-def test_app_for_builds_only_the_command_it_is_given(args, narrowed):
-    from poolcli.cli import app
-    from poolcli.cli.startup import app_for
-
-    chosen = app_for(app, args)
-    if narrowed is None:
-        assert chosen is app
-    else:
-        assert [info.callback.__name__ for info in chosen.registered_commands] == narrowed
-        assert len(app.registered_commands) == 8  # the app itself is left whole
-
-
-@pytest.mark.parametrize(("args", "status", "fragment"), [
-    (["pool", str(SAMPLES / "coffee.png"), "-k", "2", "-q"], 0, b""),
-    (["pool", "missing.png", "-k", "2"], 1, b"poolcli: error: missing.png"),
-    (["pool", str(SAMPLES / "coffee.png"), "-k", "0"], 2, b"kernel_size=0"),
-    (["pol", "x.png"], 2, b"Did you mean 'pool'"),
-])
-def test_the_process_exits_with_the_command_status(tmp_path, args, status, fragment):
-    """`python -m poolcli` ends through environment.exit_now: the same statuses, stderr flushed."""
-    out = ["-o", str(tmp_path / "out.png")] if args[0] == "pool" and status == 0 else []
-    proc = subprocess.run([sys.executable, "-m", "poolcli", *args, *out], capture_output=True, timeout=120)
-    assert proc.returncode == status, proc.stderr.decode()
-    assert fragment in proc.stderr
-    if out:
-        assert Image.open(out[1]).size == (180, 120)
-
-
-def test_main_sets_one_openblas_thread_unless_told_otherwise():
-    code = ("import os, sys; from poolcli.cli import main\n"
-            "try:\n main(['shape', '1x1x4x4', '-S', 'maxpool:2'])\nexcept SystemExit: pass\n"
-            "print(os.environ['OPENBLAS_NUM_THREADS'])")
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          timeout=60).stdout.splitlines()[-1] == "1"
-    env["OPENBLAS_NUM_THREADS"] = "4"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          timeout=60).stdout.splitlines()[-1] == "4"
 
 
 def test_fsync_option_flushes_every_output(invoke, tmp_path, monkeypatch):
