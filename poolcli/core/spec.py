@@ -23,6 +23,7 @@ from typing import Any
 
 from ..errors import SpecError
 from .ops import Stage, known_ops, op_class, torch_classes
+from .values import Quoted
 
 ALIASES = {"k": "kernel_size", "s": "stride", "p": "padding", "d": "dilation", "ceil": "ceil_mode"}
 
@@ -148,7 +149,7 @@ def _parse_torch_call(spec: str) -> Stage:
                 f"stage {_q(spec)}: {keyword.arg} given twice", "give it either by position or by name"
             )
         values[keyword.arg] = _literal(keyword.value, spec)
-    return _create(cls, values, spec)
+    return _create(cls, values, spec, torch_name=name)
 
 
 def _call_name(func: ast.expr, spec: str) -> str:
@@ -198,9 +199,19 @@ def _arithmetic(node: ast.expr) -> Any:
     raise ValueError("not a number")
 
 
+_SPECIAL_FLOATS = ("inf", "-inf", "+inf", "infinity", "-infinity", "nan")
+
+
 def _literal(node: ast.expr, spec: str) -> Any:
+    """An argument's value: a Python literal (a string one stays text, ``Quoted``), arithmetic on
+    numbers, or ``float('inf')`` (how LPPool2d's max is written)."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "float"
+            and len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str) and node.args[0].value.strip().lower() in _SPECIAL_FLOATS):
+        return float(node.args[0].value)
     try:
-        return ast.literal_eval(node)
+        value = ast.literal_eval(node)
+        return Quoted(value) if isinstance(value, str) else value
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         pass
     try:
@@ -215,9 +226,9 @@ def _literal(node: ast.expr, spec: str) -> Any:
         ) from None
 
 
-def _create(cls: type[Stage], values: dict[str, Any], spec: str) -> Stage:
+def _create(cls: type[Stage], values: dict[str, Any], spec: str, torch_name: str | None = None) -> Stage:
     try:
-        return cls.create(values)
+        return cls.create(values, torch_name=torch_name)
     except SpecError as exc:
         if exc.what.startswith("stage "):
             raise

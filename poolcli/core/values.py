@@ -45,13 +45,19 @@ def literal_or_text(text: str) -> Any:
         return text
 
 
-def parse_text(value: Any) -> Any:
-    """'2x3', '(2,3)', '2,3' and numbers written as text → Python values; other values as they are.
+class Quoted(str):
+    """A string that a torch call wrote as a string literal (``kernel_size='2'``): text, never read
+    as a number, because torch would not read it as one."""
 
-    >>> parse_text("2x3"), parse_text("2,3"), parse_text("0.5"), parse_text(4)
-    ((2, 3), (2, 3), 0.5, 4)
+
+def parse_text(value: Any) -> Any:
+    """'2x3', '(2,3)', '2,3' and numbers written as text → Python values; other values (and
+    ``Quoted`` strings) as they are.
+
+    >>> parse_text("2x3"), parse_text("2,3"), parse_text("0.5"), parse_text(4), parse_text(Quoted("2"))
+    ((2, 3), (2, 3), 0.5, 4, '2')
     """
-    if not isinstance(value, str):
+    if not isinstance(value, str) or isinstance(value, Quoted):
         return value
     text = value.strip()
     if "x" in text and all(part.strip().lstrip("-").isdigit() for part in text.split("x")):
@@ -78,14 +84,15 @@ def to_int(minimum: int | None = None) -> Callable[[Any], int]:
     return convert
 
 
-def to_pair(minimum: int) -> Callable[[Any], tuple[int, int]]:
-    """An int, ``HxW``, ``H,W``, ``(H, W)`` or torch's 1-tuple ``(K,)`` → (h, w), each ≥ minimum."""
+def to_pair(minimum: int, single: bool = True) -> Callable[[Any], tuple[int, int]]:
+    """An int, ``HxW``, ``H,W``, ``(H, W)`` or, where torch takes it (``single``), the 1-tuple
+    ``(K,)`` → (h, w), each ≥ minimum."""
 
     def convert(value: Any) -> tuple[int, int]:
         value = parse_text(value)
         if isinstance(value, list):
             value = tuple(value)
-        if isinstance(value, tuple) and len(value) == 1:
+        if single and isinstance(value, tuple) and len(value) == 1:
             value = value[0]
         try:
             result = ar.pair(value)
@@ -103,8 +110,6 @@ def to_size_pair(value: Any) -> tuple[int | None, int | None]:
     value = parse_text(value)
     if isinstance(value, list):
         value = tuple(value)
-    if isinstance(value, tuple) and len(value) == 1:
-        value = value[0]
     if _is_int(value):
         value = (value, value)
     if not (isinstance(value, tuple) and len(value) == 2
@@ -128,13 +133,21 @@ def to_positive_float(value: Any) -> float:
 
 
 def to_bool(value: Any) -> bool:
+    """True/False, as a bool, as text (``true``), or 0/1 from a TOML or JSON table."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+    if isinstance(value, str) and not isinstance(value, Quoted) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     if value in (0, 1) and isinstance(value, int):
         return bool(value)
     raise ValueError("true or false")
+
+
+def to_strict_bool(value: Any) -> bool:
+    """True or False only, as torch's argument parser takes a bool argument (``ceil_mode=1`` it refuses)."""
+    if isinstance(value, bool):
+        return value
+    raise ValueError("True or False (torch takes no number or text here)")
 
 
 def is_none(value: Any) -> bool:
@@ -178,6 +191,32 @@ def to_text(expected: str) -> Callable[[Any], str]:
         return value
 
     return convert
+
+
+def to_torch_padding4(value: Any) -> tuple[int, int, int, int]:
+    """Padding as ``nn.ZeroPad2d`` and friends read it: an int for every side, a pair as (left,
+    right), or (left, right, top, bottom).
+
+    >>> to_torch_padding4(1), to_torch_padding4((1, 2)), to_torch_padding4([1, 2, 3, 4])
+    ((1, 1, 1, 1), (1, 2, 0, 0), (1, 2, 3, 4))
+    """
+    if isinstance(value, list):
+        value = tuple(value)
+    if _is_int(value):
+        return (value,) * 4
+    if isinstance(value, tuple) and len(value) in (0, 2, 4) and all(type(v) is int for v in value):
+        return (value + (0, 0, 0, 0))[:4]  # type: ignore[return-value]
+    raise ValueError("an int, (left, right) or (left, right, top, bottom)")
+
+
+def to_torch_padding4_whole(value: Any) -> tuple[int, int, int, int]:
+    """Padding as ``nn.ReflectionPad2d``, ``ReplicationPad2d`` and ``CircularPad2d`` read it: an
+    int, or (left, right, top, bottom) — these pad both dimensions or none."""
+    if isinstance(value, list):
+        value = tuple(value)
+    if _is_int(value) or (isinstance(value, tuple) and len(value) == 4):
+        return to_torch_padding4(value)
+    raise ValueError("an int or (left, right, top, bottom)")
 
 
 def to_padding4(value: Any) -> tuple[int, int, int, int]:

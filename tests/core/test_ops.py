@@ -834,3 +834,15 @@ def test_integer_max_pooling_falls_back_to_float_off_the_cpu():
     floats = torch.zeros(1, 1, 2, 2, device="meta")
     assert _pool_source(floats) is floats
     assert float(torch.tensor(65535, dtype=torch.int32).float()) == 65535.0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("spec", ["nn.LPPool2d(-1, 2)", "nn.LPPool2d(float('inf'), 2)", "nn.LPPool2d(-2.5, 3, 2, True)"])
+def test_lppool_takes_the_norm_types_torch_takes(spec, engine):
+    """torch accepts negative p and ``float('inf')``; only p = 0 it cannot take (its 1/p-th root)."""
+    x = random_array((1, 2, 6, 6), np.float32, 3, low=0.1)
+    stage = parse_stage(spec)
+    expected = torch.nn.LPPool2d(stage.norm_type, stage.kernel_size, stage.stride, stage.ceil_mode)(t(x)).numpy()
+    np.testing.assert_allclose(values([stage], x, engine=engine), expected, rtol=1e-5)
+    with pytest.raises(SpecError, match="norm_type=0"):
+        parse_stage("nn.LPPool2d(0, 2)")

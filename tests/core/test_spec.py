@@ -395,3 +395,96 @@ def test_long_specs_are_shortened_in_messages():
     assert len(message) < 400
     message = spec_error("nn.MaxPool2d(" + "-" * 100000 + "1)")
     assert len(message) < 400
+
+
+# --------------------------------------------------------------------------- every torch spelling
+
+
+def _sizes(low: int, high: int):
+    """How a size can be written in a torch call: an int, a 1-tuple, a pair (tuple or list), and the
+    spellings torch refuses or takes as "default" for some arguments (3-tuples, None, (), floats)."""
+    one = st.integers(low, high)
+    return st.one_of(
+        one.map(repr), one.map(lambda v: f"({v},)"), st.tuples(one, one).map(repr), st.lists(one, min_size=2, max_size=2).map(repr),
+        st.lists(one, min_size=1, max_size=1).map(repr), st.tuples(one, one, one).map(repr),
+        st.sampled_from(["None", "()", "[]", "1.5", "(2.0, 2)", "'2'"]),
+    )
+
+
+_BOOLS = st.sampled_from(["True", "False", "0", "1", "None"])
+_SIGNATURES = {  # torch's positional order, and how each argument may be spelt
+    "MaxPool2d": [("kernel_size", _sizes(0, 4)), ("stride", _sizes(0, 3)), ("padding", _sizes(0, 2)),
+                  ("dilation", _sizes(0, 2)), ("return_indices", _BOOLS), ("ceil_mode", _BOOLS)],
+    "AvgPool2d": [("kernel_size", _sizes(0, 4)), ("stride", _sizes(0, 3)), ("padding", _sizes(0, 2)),
+                  ("ceil_mode", _BOOLS), ("count_include_pad", _BOOLS),
+                  ("divisor_override", st.sampled_from(["None", "0", "1", "3", "-2", "2.5"]))],
+    "LPPool2d": [("norm_type", st.sampled_from(["1", "2", "2.5", "0", "-1", "float('inf')"])),
+                 ("kernel_size", _sizes(1, 4)), ("stride", _sizes(0, 3)), ("ceil_mode", _BOOLS)],
+    "AdaptiveMaxPool2d": [("output_size", st.one_of(_sizes(0, 5), st.sampled_from(["(None, 3)", "[2, None]", "(None, None)"]))),
+                          ("return_indices", _BOOLS)],
+    "AdaptiveAvgPool2d": [("output_size", st.one_of(_sizes(0, 5), st.sampled_from(["(None, 3)", "[2, None]", "(None, None)"])))],
+    "Conv2d": [("in_channels", st.sampled_from(["3"])), ("out_channels", st.sampled_from(["1", "2", "3"])),
+               ("kernel_size", _sizes(1, 4)), ("stride", _sizes(0, 3)),
+               ("padding", st.one_of(_sizes(0, 2), st.sampled_from(["'same'", "'valid'", "'full'"]))),
+               ("dilation", _sizes(0, 2)), ("groups", st.sampled_from(["1", "3", "2"])), ("bias", _BOOLS),
+               ("padding_mode", st.sampled_from(["'zeros'", "'reflect'", "'replicate'", "'circular'", "'mirror'"]))],
+    "ZeroPad2d": [("padding", st.one_of(_sizes(0, 3), st.tuples(*[st.integers(0, 3)] * 4).map(repr)))],
+    "ConstantPad2d": [("padding", st.one_of(_sizes(0, 3), st.tuples(*[st.integers(0, 3)] * 4).map(repr))),
+                      ("value", st.sampled_from(["0", "0.5", "1", "-1"]))],
+    "ReflectionPad2d": [("padding", st.one_of(_sizes(0, 3), st.tuples(*[st.integers(0, 3)] * 4).map(repr)))],
+    "ReplicationPad2d": [("padding", st.one_of(_sizes(0, 3), st.tuples(*[st.integers(0, 3)] * 4).map(repr)))],
+    "LeakyReLU": [("negative_slope", st.sampled_from(["0.2", "0", "1e-2", "-0.5"])), ("inplace", _BOOLS)],
+}
+
+
+@st.composite
+def torch_spellings(draw):
+    """A call of a torch layer, its arguments positional up to a point and keywords after it."""
+    name = draw(st.sampled_from(sorted(_SIGNATURES)))
+    signature = _SIGNATURES[name]
+    given_count = draw(st.integers(1 if name not in ("LeakyReLU",) else 0, len(signature)))
+    chosen = [(arg, draw(spelling)) for arg, spelling in signature[:given_count]]
+    positional = draw(st.integers(0, len(chosen)))
+    skipped = [(arg, value) for arg, value in chosen[positional:] if draw(st.booleans())]
+    keywords = [pair for pair in chosen[positional:] if pair not in skipped or pair[0] == signature[0][0]]
+    args = [value for _, value in chosen[:positional]] + [f"{arg}={value}" for arg, value in keywords]
+    return name, f"nn.{name}({', '.join(args)})"
+
+
+def _torch_shape(call: str):
+    """The output shape torch gives on a 1×3×9×9 input, or None where torch refuses the call."""
+    import warnings
+
+    import torch
+    import torch.nn as nn
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module = eval(call, {"nn": nn})  # the test's own generated text, never a user's
+            out = module(torch.rand(1, 3, 9, 9))
+    except Exception:  # noqa: BLE001 — any refusal by torch, at construction or in forward
+        return None
+    out = out[0] if isinstance(out, tuple) else out
+    shape = tuple(out.shape)
+    return shape if min(shape) >= 1 else None
+
+
+def _our_shape(call: str):
+    from poolcli.core.plan import Pipeline
+    from poolcli.errors import PlanError
+
+    try:
+        return Pipeline([parse_stage(call)]).plan((1, 3, 9, 9)).output_shape
+    except (SpecError, PlanError):
+        return None
+
+
+@settings(max_examples=int(os.environ.get("POOLCLI_FUZZ_EXAMPLES", 400)), deadline=None)
+@given(torch_spellings())
+def test_torch_calls_are_accepted_exactly_as_torch_accepts_them(spelling):
+    """Every spelling torch takes for these layers, poolcli takes with the same output shape; what
+    torch refuses, poolcli refuses (DESIGN.md §8: positional or keyword, int, 1-tuple, pair, list,
+    ``stride=()`` or ``None`` for the default)."""
+    _, call = spelling
+    assert _our_shape(call) == _torch_shape(call), call

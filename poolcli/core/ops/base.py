@@ -16,7 +16,7 @@ from typing import Any, Callable, ClassVar
 
 from ...errors import PlanError, SpecError
 from .. import arithmetic as ar
-from ..values import show
+from ..values import show, to_bool, to_strict_bool
 
 Shape = tuple[int, ...]
 
@@ -93,6 +93,7 @@ class Stage:
     torch_presets: ClassVar[dict[str, dict[str, Any]]] = {}  # values implied by a torch class name
     torch_args: ClassVar[dict[str, tuple[str, ...]]] = {}  # positional order where a torch class differs
     converters: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+    torch_converters: ClassVar[dict[str, Callable[[Any], Any]]] = {}  # where a torch call reads a value otherwise
     ignored: ClassVar[tuple[str, ...]] = ()  # torch arguments that change nothing here
     averaging: ClassVar[bool] = False  # works on premultiplied colour for images with alpha
     dtype_policy: ClassVar[str] = "float"  # "native": integer dtype ok; "float": scaled floats; "unit": values in [0,1]
@@ -101,13 +102,20 @@ class Stage:
     label_first: ClassVar[tuple[str, ...]] = ()  # parameters the label names before the rest
 
     @classmethod
-    def create(cls, values: dict[str, Any]) -> "Stage":
-        """Convert and validate loose values; raise SpecError naming the stage and the token."""
+    def create(cls, values: dict[str, Any], *, torch_name: str | None = None) -> "Stage":
+        """Convert and validate loose values; raise SpecError naming the stage and the token.
+
+        ``torch_name``: the values come from a call of that torch class, which takes exactly what
+        torch takes (``converters_for``, and bools only as True or False)."""
+        torch_call = torch_name is not None
+        converters = cls.converters_for(torch_name)
         converted: dict[str, Any] = {}
         for name, value in values.items():
             if name in cls.ignored:
                 continue
-            convert = cls.converters.get(name)
+            convert = converters.get(name)
+            if torch_call and convert is to_bool:
+                convert = to_strict_bool
             if convert is None:
                 known = ", ".join(f.name for f in parameters(cls))
                 raise SpecError(
@@ -127,6 +135,11 @@ class Stage:
         stage = cls(**converted)  # type: ignore[call-arg]
         stage.validate()
         return stage
+
+    @classmethod
+    def converters_for(cls, torch_name: str | None) -> dict[str, Callable[[Any], Any]]:
+        """The converters for values from a spec or table (None), or from a call of ``torch_name``."""
+        return {**cls.converters, **cls.torch_converters} if torch_name else cls.converters
 
     @classmethod
     def missing_hint(cls, name: str) -> str:

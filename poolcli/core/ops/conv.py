@@ -101,6 +101,9 @@ class Conv(Stage):
         "groups": to_int(1),
         "seed": to_optional(to_int(0)),
     }
+    torch_converters: ClassVar[dict] = {  # (3,) is a 1-D kernel to torch; bias= is read for its truth
+        "kernel_size": to_pair(1, single=False), "bias": bool,
+    }
     random_name: ClassVar[str] = "nn.Conv2d"
 
     def validate(self) -> None:

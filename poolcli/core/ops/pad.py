@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from ...errors import PlanError, SpecError
 from .. import arithmetic as ar
-from ..values import to_choice, to_float, to_padding4
+from ..values import to_choice, to_float, to_padding4, to_torch_padding4, to_torch_padding4_whole
 from .base import AxisWindow, Inference, PlanContext, Shape, Stage, compact, count, require_spatial
 
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
@@ -60,6 +60,7 @@ class Pad(Stage):
     )
     args: ClassVar[tuple[str, ...]] = ("padding", "value")
     converters: ClassVar[dict] = {"padding": to_padding4, "mode": to_choice(*PAD_MODES), "value": to_float}
+    torch_converters: ClassVar[dict] = {"padding": to_torch_padding4}  # nn.ZeroPad2d((1, 2)): left, right
     torch_args: ClassVar[dict[str, tuple[str, ...]]] = {
         "ZeroPad2d": ("padding",), "ReflectionPad2d": ("padding",), "ReplicationPad2d": ("padding",),
         "CircularPad2d": ("padding",),
@@ -70,6 +71,18 @@ class Pad(Stage):
         "CircularPad2d": {"mode": "circular"},
     }
     dtype_policy: ClassVar[str] = "native"
+
+    @classmethod
+    def create(cls, values: dict[str, Any], *, torch_name: str | None = None) -> "Pad":
+        if torch_name == "ConstantPad2d" and "value" not in values:
+            raise SpecError("pad: nn.ConstantPad2d needs value", "torch requires it: nn.ConstantPad2d(padding, value)")
+        return super().create(values, torch_name=torch_name)  # type: ignore[return-value]
+
+    @classmethod
+    def converters_for(cls, torch_name: str | None) -> dict[str, Any]:
+        if torch_name in ("ReflectionPad2d", "ReplicationPad2d", "CircularPad2d"):
+            return {**cls.converters, "padding": to_torch_padding4_whole}
+        return super().converters_for(torch_name)
 
     def validate(self) -> None:
         if min(self.padding) < 0:

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from ...errors import SpecError
 from .. import arithmetic as ar
-from ..values import to_bool, to_default, to_int, to_optional, to_pair, to_positive_float
+from ..values import to_bool, to_default, to_float, to_int, to_optional, to_pair
 from .base import AxisWindow, Inference, PlanContext, Shape, Stage, check_positive, compact, count, require_spatial
 
 PAIR1 = to_pair(1)
@@ -171,11 +171,12 @@ class LPPool(WindowPool):
     torch_names: ClassVar[tuple[str, ...]] = ("LPPool2d",)
     args: ClassVar[tuple[str, ...]] = ("norm_type", "kernel_size", "stride", "ceil_mode")
     converters: ClassVar[dict] = {
-        "norm_type": to_positive_float,
+        "norm_type": to_float,
         "kernel_size": PAIR1,
         "stride": to_default(PAIR1),
         "ceil_mode": to_bool,
     }
+    torch_converters: ClassVar[dict] = {"kernel_size": to_pair(1, single=False)}  # LPPool2d unpacks two values
     averaging: ClassVar[bool] = True
     # Σ x^p overflows float32 on raw values (255^16, 65535^8): work on [0, 1] values.
     dtype_policy: ClassVar[str] = "unit"
@@ -183,6 +184,10 @@ class LPPool(WindowPool):
     @classmethod
     def missing_hint(cls, name: str) -> str:
         return "for example lppool:2,k=3"
+
+    def validate(self) -> None:
+        if self.norm_type == 0:
+            raise SpecError(f"{self.op}: norm_type=0", "torch takes the 1/norm_type-th root: use a p other than 0 (2 is the Euclidean norm)")
 
 
 @dataclass(frozen=True)
