@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import OutputError, UsageError
+from ..errors import OutputError, PoolcliError, UsageError
 from ..io.formats import FORMATS, output_format, writable_extension
 from .discovery import InputItem
 from .options import ProcessOptions
@@ -34,8 +34,10 @@ class Target:
         return FORMATS[self.format].exact
 
 
-def output_path(item: InputItem, options: ProcessOptions, many: bool) -> str:
-    """Where one input's output goes (see the module's docstring)."""
+def output_path(item: InputItem, options: ProcessOptions, many: bool, keep_extension: bool = False) -> str:
+    """Where one input's output goes (see the module's docstring); ``keep_extension`` keeps the
+    input's own extension in the name (``a.ico`` → ``a.ico.png``), for two inputs that would
+    otherwise write one file."""
     out = options.output
     if (item.path == "-" and out is None) or out == "-":
         return "-"
@@ -44,6 +46,9 @@ def output_path(item: InputItem, options: ProcessOptions, many: bool) -> str:
         if out is None:
             raise UsageError("several inputs need -o DIR", "name a folder for the outputs, e.g. -o out/")
         target = Path(out) / _relative(item, source)
+        if keep_extension:
+            target = target.with_name(target.name + _extension(options.format, target.suffix))
+            return str(target)
         return str(target.with_suffix(_extension(options.format, target.suffix)))
     if out is not None:
         return out
@@ -68,27 +73,45 @@ def _extension(fmt: str | None, current: str) -> str:
     return current if writable_extension(current) else ".png"
 
 
-def output_targets(items: list[InputItem], options: ProcessOptions) -> list[Target]:
-    """Every input's target, checked before any work: no output over an input, no two inputs
-    writing one output."""
+def check_output_folder(options: ProcessOptions, many: bool) -> None:
+    """Several inputs write into a folder: an ``-o`` that names a file (an existing one, or a name
+    with an image or array extension) is a usage error, not a folder made under that name."""
+    out = options.output
+    if not many or out is None or out == "-" or os.path.isdir(out):
+        return
+    if os.path.exists(out) or writable_extension(os.path.splitext(out)[1]):
+        raise UsageError(f"-o {out} names a file, but there are several inputs",
+                         "give a folder for the outputs, e.g. -o out/")
+
+
+def output_targets(items: list[InputItem], options: ProcessOptions) -> list[Target | PoolcliError]:
+    """Every input's target, decided before any work. Two inputs that would write one file both
+    keep their own extension in its name (``a.ico.png``, ``a.dds.png``); an output that would
+    replace an input, or the same input given twice, fails that input alone."""
     many = len(items) > 1 or any(item.root is not None for item in items)
+    check_output_folder(options, many)
     paths = [output_path(item, options, many) for item in items]
-    check_outputs(list(zip(items, paths)))
-    return [Target(path, output_format(None if path == "-" else path, options.format)) for path in paths]
-
-
-def check_outputs(pairs: list[tuple[InputItem, str]]) -> None:
-    """Before any work: no output over an input, no two inputs mapping to one output."""
-    inputs = {os.path.realpath(i.path) for i, _ in pairs if i.path != "-"}
-    seen: dict[str, str] = {}
-    for item, out in pairs:
-        if out == "-":
-            continue
-        real = os.path.realpath(out)
-        if real in inputs:
-            raise OutputError(f"{out}: would write over an input file", "choose another -o or --format")
-        if real in seen:
-            raise UsageError(
-                f"{item.path} and {seen[real]} would both write {out}", "use --format or separate folders"
-            )
-        seen[real] = item.path
+    owners: dict[str, list[int]] = {}
+    for index, path in enumerate(paths):
+        if path != "-":
+            owners.setdefault(os.path.realpath(path), []).append(index)
+    for indices in owners.values():
+        if len(indices) > 1:
+            for index in indices:
+                paths[index] = output_path(items[index], options, many, keep_extension=True)
+    inputs = {os.path.realpath(item.path): item.path for item in items if item.path != "-"}
+    taken: dict[str, str] = {}
+    targets: list[Target | PoolcliError] = []
+    for item, path in zip(items, paths):
+        real = os.path.realpath(path) if path != "-" else None
+        if real is not None and real in inputs:
+            which = "" if inputs[real] == path else f" ({inputs[real]})"
+            targets.append(OutputError(f"{path}: would write over an input file{which}", "choose another -o or --format"))
+        elif real is not None and real in taken:
+            targets.append(UsageError(f"{item.path} would write {path}, as {taken[real]} does",
+                                      "give each input once"))
+        else:
+            if real is not None:
+                taken[real] = item.path
+            targets.append(Target(path, output_format(None if path == "-" else path, options.format)))
+    return targets

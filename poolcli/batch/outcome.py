@@ -29,7 +29,25 @@ class Outcome:
 
     @classmethod
     def failed(cls, path: str, exc: PoolcliError) -> "Outcome":
+        """An input that failed, its error line naming it (DESIGN §3: everything that concerns one
+        input fails that input alone, with its name in the line)."""
+        exc = naming_input(exc, path)
         return cls(path, None, "error", str(exc), exception=exc)
+
+
+def naming_input(exc: PoolcliError, path: str) -> PoolcliError:
+    """``exc`` with the input's name in front of its message, unless it starts with it already
+    (the readers name the file themselves); the same kind of error, so the same exit status.
+
+    >>> from poolcli.errors import PlanError
+    >>> str(naming_input(PlanError("maxpool:k=2 on H=1 gives H_out=0", "use a smaller kernel"), "tiny.png"))
+    'tiny.png: maxpool:k=2 on H=1 gives H_out=0 — use a smaller kernel'
+    """
+    if exc.what.startswith(f"{path}:") or exc.what.startswith(f"{path} "):
+        return exc
+    named = type(exc)(f"{path}: {exc.what}", exc.hint, details=exc.details)
+    named.__cause__ = exc
+    return named
 
 
 @dataclass

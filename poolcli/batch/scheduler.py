@@ -60,7 +60,9 @@ def process_all(
             if len(items) == 1 or any(item.path == "-" for item in items):
                 flow.compute_threads = options.threads  # no decode or encode thread to share the cores with
                 for item, target in zip(items, targets):
-                    if emit(flow.process(item, target, stdin=stdin, stdout=stdout)):
+                    outcome = (Outcome.failed(item.path, target) if isinstance(target, PoolcliError)
+                               else flow.process(item, target, stdin=stdin, stdout=stdout))
+                    if emit(outcome):
                         break
             else:
                 _run_pipelined(flow, list(zip(items, targets)), emit)
@@ -72,7 +74,8 @@ def process_all(
     return summary
 
 
-def _run_pipelined(flow: Flow, pairs: list[tuple[InputItem, Target]], emit: Callable[[Outcome], bool]) -> None:
+def _run_pipelined(flow: Flow, pairs: list[tuple[InputItem, Target | PoolcliError]],
+                   emit: Callable[[Outcome], bool]) -> None:
     """Decode ahead in threads, compute batches here, encode behind in threads.
 
     Outcomes are emitted in input order: a failed or skipped input waits in the encode queue
@@ -97,7 +100,9 @@ def _run_pipelined(flow: Flow, pairs: list[tuple[InputItem, Target]], emit: Call
         future.set_result(outcome)
         return future
 
-    def read(item: InputItem, target: Target) -> Decoded | Outcome:
+    def read(item: InputItem, target: Target | PoolcliError) -> Decoded | Outcome:
+        if isinstance(target, PoolcliError):
+            return Outcome.failed(item.path, target)
         job = flow.prepare(item, target)
         return job if isinstance(job, Outcome) else flow.decode(job)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
+from pathlib import Path
 import subprocess
 import sys
 
@@ -277,3 +279,50 @@ def test_fsync_option_flushes_every_output(invoke, tmp_path, monkeypatch):
     synced.clear()
     assert invoke("pool", str(SAMPLES / "coffee.png"), "-k", "2", "-o", str(tmp_path / "x.png"), "-q").exit_code == 0
     assert synced == []
+
+
+def _tiny(path, size=(5, 1)):
+    Image.new("RGB", size, (10, 20, 30)).save(path)
+    return path
+
+
+def test_a_pipeline_that_reaches_zero_names_the_file(invoke, tmp_path):
+    """Alone: exit 2 (a spec error), the line naming the file and the formula that went to 0."""
+    tiny = _tiny(tmp_path / "tiny.png")
+    result = invoke("pool", str(tiny), "-k", "2", "-o", str(tmp_path / "o.png"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"poolcli: error: {tiny}: maxpool:k=2 on H=1 gives H_out=0")
+    assert result.stderr.count("\n") == 1
+
+
+def test_in_a_batch_each_failure_is_its_own_and_names_its_file(invoke, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(SAMPLES / "coffee.png", folder / "a.png")
+    _tiny(folder / "b.png")
+    (folder / "c.png").write_bytes(b"not a picture")
+    result = invoke("pool", str(folder), "-k", "2", "-o", str(tmp_path / "out"), "--json")
+    assert result.exit_code == 1
+    statuses = {Path(r["input"]).name: r["status"] for r in map(json.loads, result.stdout.splitlines())}
+    assert statuses == {"a.png": "ok", "b.png": "error", "c.png": "error"}
+    lines = [line for line in result.stderr.splitlines() if line.startswith("poolcli: error:")]
+    assert len(lines) == 2 and any(str(folder / "b.png") in line for line in lines)
+    assert all(str(folder) in line for line in lines)
+
+
+def test_same_stem_inputs_both_write(invoke, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    picture = Image.open(SAMPLES / "coffee.png").convert("RGB").resize((32, 24))
+    picture.save(folder / "hopper.ico")
+    picture.save(folder / "hopper.bmp")
+    picture.save(folder / "hopper.tga")
+    result = invoke("pool", str(folder), "-k", "2", "-o", str(tmp_path / "out"), "--format", "png", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["hopper.bmp.png", "hopper.ico.png", "hopper.tga.png"]
+
+
+def test_one_output_file_for_several_inputs_is_a_usage_error(invoke, tmp_path):
+    result = invoke("pool", str(SAMPLES / "coffee.png"), str(SAMPLES / "gray.png"), "-k", "2", "-o", str(tmp_path / "single.png"))
+    assert result.exit_code == 2 and "names a file, but there are several inputs" in result.stderr
+    assert not (tmp_path / "single.png").exists()
