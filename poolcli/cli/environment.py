@@ -15,6 +15,7 @@ from typing import Any, BinaryIO, TextIO
 from ..errors import format_error
 
 REPORT_WIDTH_ENV = "POOLCLI_WIDTH"
+NARROWEST = 20  # columns: below this no table, formula or error line can be read
 
 
 @dataclass
@@ -25,7 +26,9 @@ class Environment:
     data_on_stdout: bool = False  # -o -: stdout holds image bytes, every human line goes to stderr
     quiet: bool = False
     json: bool = False
+    live: Any = None  # a progress bar on stderr while it is shown: lines go above it
     _consoles: dict[str, Any] = field(default_factory=dict)
+    _width: tuple[int | None] | None = None
 
     @property
     def stdout_bytes(self) -> BinaryIO:
@@ -34,6 +37,24 @@ class Environment:
     @property
     def stderr_is_terminal(self) -> bool:
         return _isatty(self.stderr)
+
+    @property
+    def stdout_is_terminal(self) -> bool:
+        return _isatty(self.stdout)
+
+    @property
+    def width(self) -> int | None:
+        """$POOLCLI_WIDTH as columns, or None (the terminal's). A value that is not a whole number
+        of at least NARROWEST columns is ignored with a one-line warning on stderr."""
+        if self._width is None:
+            text = os.environ.get(REPORT_WIDTH_ENV, "").strip()
+            width = int(text) if text.isdigit() else None
+            if text and (width is None or width < NARROWEST):
+                self.stderr.write(f"poolcli: warning: {REPORT_WIDTH_ENV}={text!r} is not a width of "
+                                  f"{NARROWEST} columns or more; using the terminal's\n")
+                width = None
+            self._width = (width,)
+        return self._width[0]
 
     @property
     def report_stream(self) -> TextIO | None:
@@ -50,13 +71,7 @@ class Environment:
         if key not in self._consoles:
             from rich.console import Console
 
-            width = os.environ.get(REPORT_WIDTH_ENV)
-            self._consoles[key] = Console(
-                file=stream,
-                width=int(width) if width else None,
-                highlight=False,
-                soft_wrap=False,
-            )
+            self._consoles[key] = Console(file=stream, width=self.width, highlight=False, soft_wrap=False)
         return self._consoles[key]
 
     def report(self, renderable: Any) -> None:
@@ -77,8 +92,12 @@ class Environment:
         self.stdout.flush()
 
     def error(self, error: BaseException | str) -> None:
-        """The one ``poolcli: error: ...`` line on stderr (never silenced)."""
+        """The one ``poolcli: error: ...`` line on stderr (never silenced); while a progress bar is
+        shown, above it, never glued to its line."""
         line = error if isinstance(error, str) else format_error(error)
+        if self.live is not None:
+            self.live.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            return
         self.stderr.write(line + "\n")
         self.stderr.flush()
 

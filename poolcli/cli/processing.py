@@ -31,6 +31,14 @@ def pool_stage(
     if global_ or output_size is not None:
         if mode not in ("max", "avg"):
             raise UsageError(f"--mode {mode} has no global or adaptive form", "use --mode max or avg")
+        if global_ and output_size is not None:
+            raise UsageError("--global and --output-size both given", "global pooling is --output-size 1x1: give one")
+        given = [f"--{name}" for name, value in (("kernel", kernel), ("stride", stride), ("padding", padding),
+                                                  ("dilation", dilation)) if value is not None]
+        if given:
+            form = "--global" if global_ else "--output-size"
+            raise UsageError(f"{form} takes no {', '.join(given)}",
+                             "its windows follow from the image's size: leave them out")
         if global_:
             return create_stage(f"global{mode}pool", {})
         return create_stage(f"adaptive{mode}pool", {"output_size": output_size})
@@ -108,6 +116,9 @@ def run_processing(inputs: list[str] | None, build: Callable[[], list[Stage]], s
         raise UsageError("no input files", "give files, folders (-r to descend) or --files-from")
     if sum(1 for item in items if item.path == "-") > 1:
         raise UsageError("stdin (-) can be read once", "give - once")
+    if env.stdout_is_terminal and (options.output == "-" or (options.output is None and items[0].path == "-")):
+        raise UsageError("refusing to write image data to a terminal",
+                         "redirect or pipe it: poolcli ... -o - > out.png, or give -o FILE")
     return _process_and_report(items, pipeline, options, env, shared)
 
 
@@ -154,13 +165,15 @@ def _process_and_report(items: list[Any], pipeline: Any, options: Any, env: Envi
         if progress is not None:
             progress.start()
             progress.add_task("pooling", total=total)
+            env.live = progress
 
     try:
         summary = process_all(items, pipeline, options, on_outcome=on_outcome, on_start=on_start,
                               stdin=env.stdin, stdout=env.stdout_bytes)
     finally:
         if progress is not None:
-            progress.stop()
+            progress.stop()  # transient: the bar is cleared before the report and summary
+            env.live = None
         if report_file:
             report_file.close()
     _print_report(summary, env, len(items) > 1)
@@ -201,32 +214,35 @@ def _open_report(path: str | None) -> Any:
 
 
 def _print_report(summary: Any, env: Environment, many: bool) -> None:
-    """One table per distinct input shape (timed by its first file), then a batch summary."""
+    """One input: its table and where its output went. A batch (DESIGN §4): one table, for the
+    first input's shape, a line counting the other shapes, and the summary with the failed files."""
     from ..core.arithmetic import format_shape
     from ..render import report
 
-    if env.report_stream is None:
-        return
-    shown: set[tuple[int, ...]] = set()
-    for outcome in summary.outcomes:
-        if outcome.plan is None or outcome.plan.input_shape in shown:
-            continue
-        shape = outcome.plan.input_shape
-        shown.add(shape)
-        extra = [f"device {outcome.device}", f"engine {outcome.engine}"]
-        if outcome.normalize and outcome.normalize != "none":
-            extra.append(f"normalize {outcome.normalize}")
-        same = sum(1 for o in summary.outcomes if o.plan and o.plan.input_shape == shape)
-        title = outcome.input if not many else f"{same} file(s) of {format_shape(shape)}"
-        caption = report.plan_caption(outcome.plan, extra, outcome.notes)
-        env.report(report.plan_table(outcome.plan, title=title, seconds=outcome.seconds or (), caption=caption))
-    if not many:
-        for outcome in summary.outcomes:
-            if outcome.status == "ok" and outcome.output != "-":
-                env.info(f"wrote {outcome.output}")
-    else:
-        env.report(report.summary_table(summary.as_row()))
+    if env.report_stream is not None:
+        planned = [outcome for outcome in summary.outcomes if outcome.plan is not None]
+        if planned:
+            first = planned[0]
+            shape = first.plan.input_shape
+            shapes: dict[tuple[int, ...], int] = {}
+            for outcome in planned:
+                shapes[outcome.plan.input_shape] = shapes.get(outcome.plan.input_shape, 0) + 1
+            extra = [f"device {first.device}", f"engine {first.engine}"]
+            if first.normalize and first.normalize != "none":
+                extra.append(f"normalize {first.normalize}")
+            title = first.input if not many else f"{shapes[shape]} file{'s' * (shapes[shape] != 1)} of {format_shape(shape)}"
+            caption = report.plan_caption(first.plan, extra, first.notes)
+            env.report(report.plan_table(first.plan, title=title, seconds=first.seconds or (), caption=caption))
+            others = report.other_shapes_line(shape, shapes) if many else None
+            if others:
+                env.info(others)
+        if not many:
+            for outcome in summary.outcomes:
+                if outcome.status == "ok" and outcome.output != "-":
+                    env.info(f"wrote {outcome.output}")
+        else:
+            failures = [outcome.error for outcome in summary.outcomes if outcome.status == "error"]
+            env.report(report.summary_table(summary.as_row(), failures))
     if summary.interrupted:
         env.error(f"poolcli: error: interrupted after {len(summary.outcomes)} of {summary.total} input(s) — outputs "
                   "written so far are complete; --skip-existing resumes")
-

@@ -90,3 +90,27 @@ def test_lenet_params_and_shapes():
         (1, 6, 28, 28), (1, 6, 28, 28), (1, 6, 14, 14), (1, 16, 10, 10), (1, 16, 10, 10), (1, 16, 5, 5),
         (1, 400), (1, 120), (1, 120), (1, 84), (1, 84), (1, 10),
     ]
+
+
+NARROW_CASES = dict(CASES, mixed=((1, 3, 266, 400), [
+    "nn.MaxPool2d((2, 3), stride=(2, 3), padding=(0, 1))", "avgpool:3,s=2,ceil=true,count_include_pad=false",
+    "conv:filter=sobel-x,p=1,padding_mode=reflect", "conv:weight=[[0,1,2,3,4,5],[6,7,8,9,10,11]]",
+]))
+
+
+@pytest.mark.parametrize("width", [40, 50, 60, 70, 80, 100, 120])
+@pytest.mark.parametrize("name", sorted(NARROW_CASES))
+def test_narrow_terminals_cut_nothing(name, width):
+    """DESIGN §4: columns are never cut and stage labels fold only between parameters."""
+    shape, specs = NARROW_CASES[name]
+    text = render(shape, specs, width=width)
+    plan = Pipeline.from_specs(specs).plan(shape)
+    words = set(text.split())
+    for stage in plan.stages:
+        for value in (stage.input_shape, stage.output_shape):
+            assert "×".join(map(str, value)) in words, (value, text)
+        for chunk in report.label_chunks(stage.stage.label()):
+            pieces = [chunk] if len(chunk) <= width - 6 else report.inner_chunks(chunk)
+            for piece in pieces:  # never split across lines; a long matrix only between its numbers
+                assert piece in text, (piece, text)
+    assert max(len(line) for line in text.splitlines()) <= width
