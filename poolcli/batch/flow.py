@@ -293,7 +293,7 @@ class Flow:
         )
         if len(group) == 1 and execution.mode == "tiled":
             result = run.run_tiled(self.pipeline, image.array, execution.tile, plan=job.plan, bit_depth=job.depth,
-                                   normalize=options.normalize, **common)
+                                   normalize=options.normalize, keeps_range=self._keeps_range(image), **common)
             return [(first, result)]
         array = image.array if len(group) == 1 else np.concatenate([d.image.array for d in group])
         plan = job.plan if len(group) == 1 else self.pipeline.plan(array.shape)
@@ -348,12 +348,16 @@ class Flow:
             if job.depth is None:
                 save_image(result.values(), dest, format=job.target.format, fsync=options.fsync)
                 return None
-            quantized = quantize(result, job.depth, options.normalize)
+            quantized = quantize(result, job.depth, options.normalize, keeps_range=self._keeps_range(decoded.image))
             save_image(quantized.array, dest, format=job.target.format, bit_depth=job.depth,
                        quality=options.quality, compress_level=options.compress_level, fsync=options.fsync)
             return quantized.normalize
         except OSError as exc:
             raise OutputError(f"{out}: cannot write: {exc.strerror or exc}", "check the folder and free space") from None
+
+    def _keeps_range(self, image: ImageData) -> bool:
+        """A picture (values in [0, 1]) through stages that keep that range: never stretched."""
+        return not image.is_array and self.pipeline.keeps_range
 
     def _refuse_outside_output(self, out: str) -> None:
         """An output inside ``-o DIR`` must stay there: a symlinked folder below DIR (out/sub →

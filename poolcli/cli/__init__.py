@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     configure_process()
     try:
-        status = typer.main.get_group(app_for(app, args)).main(args=args, prog_name="poolcli", standalone_mode=False)
+        status = typer.main.get_command(app_for(app, args)).main(args=args, prog_name="poolcli", standalone_mode=False)
     except SystemExit as exc:
         if argv is not None or not isinstance(exc.code, (int, type(None))):
             raise

@@ -14,7 +14,10 @@ import typer
 from typer.core import TyperGroup
 
 from ..errors import ExitStatus, PoolcliError, UsageError, format_error
-from .options import DebugOpt, Inputs, JsonOpt, NoOrientOpt, PipelineOpt, SharedOptions, SpecsOpt, processing_options
+from .options import (
+    DebugOpt, Inputs, JsonFiltersOpt, JsonOpt, JsonPlanOpt, NoOrientOpt, PipelineOpt, SharedOptions, SpecsOpt,
+    processing_options,
+)
 from .startup import use_plain_coercion
 
 
@@ -47,6 +50,15 @@ class PoolcliGroup(TyperGroup):
             sys.exit(status)
         return status
 
+    def get_command(self, ctx: Any, name: str) -> Any:
+        """A command whose arguments show their metavar alone in the help (``INPUT...``), not
+        followed by typer's type placeholder (``<list[str]>``)."""
+        command = super().get_command(ctx, name)
+        for param in getattr(command, "params", ()):
+            if getattr(param, "param_type_name", None) == "argument" and hasattr(param, "display_type_rich"):
+                param.display_type_rich = lambda ctx: None
+        return command
+
 
 app = typer.Typer(
     cls=PoolcliGroup,
@@ -56,27 +68,46 @@ app = typer.Typer(
         "the size it has.\n\nExample: poolcli pool photo.jpg --kernel 2 --stride 2"
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        sys.stdout.write(f"poolcli {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def poolcli(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=_print_version)] = False,
+) -> None:
+    """Pool, convolve and unpool images the way torch.nn does, and see why the output has the size it has.
+
+    Example: poolcli pool photo.jpg --kernel 2 --stride 2
+    """
+
+
 @app.command()
 @processing_options
 def pool(
     inputs: Inputs = None,
-    mode: Annotated[str, typer.Option("-m", "--mode", help="max, avg, min, lp or median.")] = "max",
-    kernel: Annotated[Optional[str], typer.Option("-k", "--kernel", help="Kernel size: K, HxW or H,W.")] = None,
-    stride: Annotated[Optional[str], typer.Option("-s", "--stride", help="Stride (default: the kernel).")] = None,
-    padding: Annotated[Optional[str], typer.Option("-p", "--padding", help="Implicit padding on each side.")] = None,
-    dilation: Annotated[Optional[str], typer.Option("-d", "--dilation", help="Spacing of the window's cells (max, min, median).")] = None,
+    mode: Annotated[str, typer.Option("-m", "--mode", help="max, avg, min, lp or median.", metavar="MODE")] = "max",
+    kernel: Annotated[Optional[str], typer.Option("-k", "--kernel", help="Kernel size: K, HxW or H,W.", metavar="K|HxW")] = None,
+    stride: Annotated[Optional[str], typer.Option("-s", "--stride", help="Stride (default: the kernel).", metavar="S|HxW")] = None,
+    padding: Annotated[Optional[str], typer.Option("-p", "--padding", help="Implicit padding on each side.", metavar="P|HxW")] = None,
+    dilation: Annotated[Optional[str], typer.Option("-d", "--dilation", help="Spacing of the window's cells (max, min, median).", metavar="D|HxW")] = None,
     ceil_mode: Annotated[bool, typer.Option("--ceil-mode", help="Round the output size up (torch's ceil_mode).")] = False,
     count_include_pad: Annotated[bool, typer.Option("--count-include-pad/--exclude-pad", help="avg: count padded zeros in the mean.")] = True,
-    divisor_override: Annotated[Optional[int], typer.Option("--divisor-override", help="avg: divide every window sum by N.")] = None,
-    norm_type: Annotated[Optional[float], typer.Option("--norm-type", help="lp: the p of the p-norm.")] = None,
-    output_size: Annotated[Optional[str], typer.Option("--output-size", help="Adaptive pooling to HxW.")] = None,
+    divisor_override: Annotated[Optional[int], typer.Option("--divisor-override", help="avg: divide every window sum by N.", metavar="N")] = None,
+    norm_type: Annotated[Optional[float], typer.Option("--norm-type", help="lp: the p of the p-norm.", metavar="P")] = None,
+    output_size: Annotated[Optional[str], typer.Option("--output-size", help="Adaptive pooling to HxW.", metavar="HxW")] = None,
     global_: Annotated[bool, typer.Option("--global", help="Global pooling: one value per channel.")] = False,
     *,
     shared: SharedOptions,
@@ -98,15 +129,15 @@ def pool(
 @processing_options
 def conv(
     inputs: Inputs = None,
-    filter: Annotated[Optional[str], typer.Option("-f", "--filter", help="A named filter (see poolcli filters).")] = None,
-    weight: Annotated[Optional[str], typer.Option("-w", "--weight", help="A kernel matrix: '0 1; 2 3' or '[[0,1],[2,3]]'.")] = None,
-    weight_file: Annotated[Optional[str], typer.Option("--weight-file", help="A kernel from .npy or .csv.")] = None,
-    stride: Annotated[Optional[str], typer.Option("-s", "--stride", help="Stride.")] = None,
-    padding: Annotated[Optional[str], typer.Option("-p", "--padding", help="Padding: K, HxW or same.")] = None,
-    dilation: Annotated[Optional[str], typer.Option("-d", "--dilation", help="Dilation.")] = None,
-    padding_mode: Annotated[str, typer.Option("--padding-mode", help="zeros, reflect, replicate or circular.")] = "zeros",
-    channels: Annotated[str, typer.Option("--channels", help="depthwise (C stays) or sum (one channel).")] = "depthwise",
-    bias: Annotated[float, typer.Option("--bias", help="Added to every output.")] = 0.0,
+    filter: Annotated[Optional[str], typer.Option("-f", "--filter", help="A named filter (see poolcli filters).", metavar="NAME")] = None,
+    weight: Annotated[Optional[str], typer.Option("-w", "--weight", help="A kernel matrix: '0 1; 2 3' or '[[0,1],[2,3]]'.", metavar="MATRIX")] = None,
+    weight_file: Annotated[Optional[str], typer.Option("--weight-file", help="A kernel from .npy or .csv.", metavar="FILE")] = None,
+    stride: Annotated[Optional[str], typer.Option("-s", "--stride", help="Stride.", metavar="S|HxW")] = None,
+    padding: Annotated[Optional[str], typer.Option("-p", "--padding", help="Padding: K, HxW or same.", metavar="P|HxW|same")] = None,
+    dilation: Annotated[Optional[str], typer.Option("-d", "--dilation", help="Dilation.", metavar="D|HxW")] = None,
+    padding_mode: Annotated[str, typer.Option("--padding-mode", help="zeros, reflect, replicate or circular.", metavar="MODE")] = "zeros",
+    channels: Annotated[str, typer.Option("--channels", help="depthwise (C stays) or sum (one channel).", metavar="depthwise|sum")] = "depthwise",
+    bias: Annotated[float, typer.Option("--bias", help="Added to every output.", metavar="B")] = 0.0,
     *,
     shared: SharedOptions,
 ) -> ExitStatus:
@@ -126,15 +157,15 @@ def conv(
 @processing_options
 def unpool(
     inputs: Inputs = None,
-    kernel: Annotated[str, typer.Option("-k", "--kernel", help="Kernel size of the maxpool.")] = "2",
-    stride: Annotated[Optional[str], typer.Option("-s", "--stride", help="Stride (default: the kernel).")] = None,
-    padding: Annotated[Optional[str], typer.Option("-p", "--padding", help="Padding.")] = None,
+    kernel: Annotated[str, typer.Option("-k", "--kernel", help="Kernel size of the maxpool.", metavar="K|HxW")] = "2",
+    stride: Annotated[Optional[str], typer.Option("-s", "--stride", help="Stride (default: the kernel).", metavar="S|HxW")] = None,
+    padding: Annotated[Optional[str], typer.Option("-p", "--padding", help="Padding.", metavar="P|HxW")] = None,
     *,
     shared: SharedOptions,
 ) -> ExitStatus:
     """Max pooling with indices, then max unpooling: each maximum back in its place, zeros elsewhere.
 
-    Example: poolcli unpool photo.jpg -k 2   (writes photo_unpooled.png: the sparse picture)
+    Example: poolcli unpool photo.jpg -k 2   (writes photo_unpooled.jpg: the sparse picture)
     """
     from .processing import run_processing, unpool_stages
 
@@ -161,11 +192,11 @@ def run(
 
 @app.command()
 def shape(
-    input: Annotated[str, typer.Argument(help="A shape (1x3x224x224, 3x224x224, 224x224) or an image (header only).", show_default=False)],
+    input: Annotated[str, typer.Argument(help="A shape (1x3x224x224, 3x224x224, 224x224) or an image (header only).", show_default=False, metavar="SHAPE|IMAGE")],
     stage: SpecsOpt = None,
     pipeline: PipelineOpt = None,
     no_orient: NoOrientOpt = False,
-    json_: JsonOpt = False,
+    json_: JsonPlanOpt = False,
     debug: DebugOpt = False,
 ) -> ExitStatus:
     """The plan only: every stage's shapes and formulas, no pixels computed, torch not imported.
@@ -215,7 +246,7 @@ def explain(
 
 
 @app.command()
-def filters(json_: JsonOpt = False, debug: DebugOpt = False) -> ExitStatus:
+def filters(json_: JsonFiltersOpt = False, debug: DebugOpt = False) -> ExitStatus:
     """The named conv filters and their matrices.
 
     Example: poolcli filters   then   poolcli conv photo.jpg -f sobel-x

@@ -22,47 +22,49 @@ PROCESSING = "Processing options"
 OUTPUT = "Output options"
 BATCH = "Many inputs"
 
-Inputs = Annotated[Optional[list[str]], typer.Argument(help="Image or array files, folders, or - for stdin.", show_default=False)]
+Inputs = Annotated[Optional[list[str]], typer.Argument(help="Image or array files, folders, or - for stdin.", show_default=False, metavar="INPUT...")]
 NoOrientOpt = Annotated[bool, typer.Option("--no-orient", help="Keep the stored orientation (ignore EXIF).", rich_help_panel=PROCESSING)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, one object per input.", rich_help_panel=OUTPUT)]
+JsonFiltersOpt = Annotated[bool, typer.Option("--json", help="JSON Lines on stdout, one object per filter.", rich_help_panel=OUTPUT)]
+JsonPlanOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout: the plan.", rich_help_panel=OUTPUT)]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.", rich_help_panel=OUTPUT)]
-SpecsOpt = Annotated[Optional[list[str]], typer.Option("-S", "--stage", help="A stage spec (repeat): maxpool:k=2,s=2 or 'nn.MaxPool2d(2)'.")]
-PipelineOpt = Annotated[Optional[str], typer.Option("--pipeline", help="A TOML or JSON pipeline file.")]
+SpecsOpt = Annotated[Optional[list[str]], typer.Option("-S", "--stage", help="A stage spec (repeat): maxpool:k=2,s=2 or 'nn.MaxPool2d(2)'.", metavar="SPEC")]
+PipelineOpt = Annotated[Optional[str], typer.Option("--pipeline", help="A TOML or JSON pipeline file.", metavar="FILE")]
 
 
-def _option(*names: str, help: str, panel: str) -> Any:
-    return typer.Option(*names, help=help, rich_help_panel=panel)
+def _option(*names: str, help: str, panel: str, metavar: str | None = None) -> Any:
+    return typer.Option(*names, help=help, rich_help_panel=panel, metavar=metavar)
 
 
 # name: (annotation, default, option): the options every image-processing command takes.
 SHARED: dict[str, tuple[Any, Any, Any]] = {
-    "output": (Optional[str], None, _option("-o", "--output", help="Output FILE, DIR, or - for stdout.", panel=OUTPUT)),
-    "format": (Optional[str], None, _option("--format", help="png, jpeg, webp, tiff, bmp, gif, npy, pt or csv.", panel=OUTPUT)),
-    "device": (str, "auto", _option("--device", help="auto, cpu, cuda or cuda:N.", panel=PROCESSING)),
-    "engine": (str, "auto", _option("--engine", help="auto (numpy on the CPU when it can), numpy or torch.", panel=PROCESSING)),
-    "scale": (str, "unit", _option("--scale", help="unit: values in [0, 1]; raw: 0..255 / 0..65535.", panel=PROCESSING)),
-    "normalize": (str, "auto", _option("--normalize", help="Out-of-range outputs: auto, clip, minmax or abs.", panel=OUTPUT)),
-    "alpha": (str, "premultiply", _option("--alpha", help="premultiply (averages ignore transparent colour) or separate.", panel=PROCESSING)),
+    "output": (Optional[str], None, _option("-o", "--output", help="Output FILE, DIR, or - for stdout.", panel=OUTPUT, metavar="FILE|DIR|-")),
+    "format": (Optional[str], None, _option("--format", help="png, jpeg, webp, tiff, bmp, gif, npy, pt or csv.", panel=OUTPUT, metavar="FORMAT")),
+    "device": (str, "auto", _option("--device", help="auto, cpu, cuda or cuda:N.", panel=PROCESSING, metavar="DEVICE")),
+    "engine": (str, "auto", _option("--engine", help="auto (numpy on the CPU when it can), numpy or torch.", panel=PROCESSING, metavar="ENGINE")),
+    "scale": (str, "unit", _option("--scale", help="unit: values in [0, 1]; raw: 0..255 / 0..65535.", panel=PROCESSING, metavar="unit|raw")),
+    "normalize": (str, "auto", _option("--normalize", help="Out-of-range outputs: auto, clip, minmax or abs.", panel=OUTPUT, metavar="MODE")),
+    "alpha": (str, "premultiply", _option("--alpha", help="premultiply (averages ignore transparent colour) or separate.", panel=PROCESSING, metavar="MODE")),
     "no_orient": (bool, False, _option("--no-orient", help="Keep the stored orientation (ignore EXIF).", panel=PROCESSING)),
-    "frames": (str, "first", _option("--frames", help="first, or all frames as N.", panel=PROCESSING)),
+    "frames": (str, "first", _option("--frames", help="first, or all frames as N.", panel=PROCESSING, metavar="first|all")),
     "json": (bool, False, _option("--json", help="JSON Lines on stdout, one object per input.", panel=OUTPUT)),
-    "report": (Optional[str], None, _option("--report", help="Also write the JSON Lines to FILE.", panel=OUTPUT)),
+    "report": (Optional[str], None, _option("--report", help="Also write the JSON Lines to FILE.", panel=OUTPUT, metavar="FILE")),
     "quiet": (bool, False, _option("-q", "--quiet", help="Print nothing but data and errors.", panel=OUTPUT)),
     "debug": (bool, False, _option("--debug", help="Show tracebacks.", panel=OUTPUT)),
-    "max_pixels": (Optional[int], None, _option("--max-pixels", help="Refuse images over this many pixels (0: no limit).", panel=PROCESSING)),
-    "quality": (Optional[int], None, _option("--quality", help="JPEG/WebP quality 1-100.", panel=OUTPUT)),
-    "compress_level": (Optional[int], None, _option("--compress-level", help="PNG compression 0-9.", panel=OUTPUT)),
-    "seed": (int, 0, _option("--seed", help="Seed for random weights and fractional windows.", panel=PROCESSING)),
-    "save_stages": (Optional[str], None, _option("--save-stages", help="Write each stage's output into DIR.", panel=OUTPUT)),
-    "montage": (Optional[str], None, _option("--montage", help="Write the input and every stage side by side.", panel=OUTPUT)),
+    "max_pixels": (Optional[int], None, _option("--max-pixels", help="Refuse images over this many pixels (0: no limit).", panel=PROCESSING, metavar="N")),
+    "quality": (Optional[int], None, _option("--quality", help="JPEG/WebP quality 0-100 (default: Pillow's, 75 and 80).", panel=OUTPUT, metavar="0-100")),
+    "compress_level": (Optional[int], None, _option("--compress-level", help="PNG compression 0-9.", panel=OUTPUT, metavar="0-9")),
+    "seed": (int, 0, _option("--seed", help="Seed for random weights and fractional windows.", panel=PROCESSING, metavar="N")),
+    "save_stages": (Optional[str], None, _option("--save-stages", help="Write each stage's output into DIR.", panel=OUTPUT, metavar="DIR")),
+    "montage": (Optional[str], None, _option("--montage", help="Write the input and every stage side by side.", panel=OUTPUT, metavar="FILE")),
     "recursive": (bool, False, _option("-r", "--recursive", help="Descend into folders.", panel=BATCH)),
-    "files_from": (Optional[str], None, _option("--files-from", help="Read input paths from FILE or - (one per line).", panel=BATCH)),
-    "workers": (Optional[int], None, _option("--workers", help="Threads: decode/encode for many inputs, compute for one (default: the core count).", panel=BATCH)),
-    "batch_size": (int, 16, _option("--batch-size", help="Same-size images stacked per batch.", panel=BATCH)),
+    "files_from": (Optional[str], None, _option("--files-from", help="Read input paths from FILE or - (one per line).", panel=BATCH, metavar="FILE|-")),
+    "workers": (Optional[int], None, _option("--workers", help="Threads: decode/encode for many inputs, compute for one (default: the core count).", panel=BATCH, metavar="N")),
+    "batch_size": (int, 16, _option("--batch-size", help="Same-size images stacked per batch.", panel=BATCH, metavar="N")),
     "skip_existing": (bool, False, _option("--skip-existing", help="Skip inputs whose output exists.", panel=BATCH)),
     "fail_fast": (bool, False, _option("--fail-fast", help="Stop at the first failed file.", panel=BATCH)),
     "fsync": (bool, False, _option("--fsync", help="Flush every output to the disk (survives a power loss; slower).", panel=OUTPUT)),
-    "memory": (Optional[str], None, _option("--memory", help="Memory budget, e.g. 2G or 512M (default: half the available RAM); bigger images run tiled.", panel=PROCESSING)),
+    "memory": (Optional[str], None, _option("--memory", help="Memory budget, e.g. 2G or 512M (default: half the available RAM); bigger images run tiled.", panel=PROCESSING, metavar="SIZE")),
 }
 
 

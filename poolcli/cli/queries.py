@@ -51,15 +51,11 @@ def shape_command(input: str, specs: list[str] | None, pipeline_file: str | None
 
 def info_command(inputs: list[str], orient: bool, as_json: bool) -> ExitStatus:
     """``poolcli info``: mode, bit depth, NCHW shape and frames from each header."""
-    from rich.table import Table
-
     from ..io.reading import read_header
+    from ..render.report import FileTable
 
     env = Environment(json=as_json)
-    table = Table()
-    table.add_column("file", overflow="fold")
-    for name in ("format", "mode", "bits", "N×C×H×W", "frames", "orientation"):
-        table.add_column(name, no_wrap=True)
+    rows: list[list[str]] = []
     failed = 0
     for path in inputs:
         try:
@@ -78,12 +74,12 @@ def info_command(inputs: list[str], orient: bool, as_json: bool) -> ExitStatus:
                 "frames": header.frames, "orientation": header.orientation,
             }))
         else:
-            table.add_row(
+            rows.append([
                 path, header.format, header.mode if header.mode == header.source_mode else f"{header.source_mode} → {header.mode}",
                 str(header.bit_depth), "×".join(map(str, shape)), str(header.frames), str(header.orientation or "-"),
-            )
-    if not as_json and table.row_count:
-        env.report(table)
+            ])
+    if not as_json and rows:
+        env.report(FileTable(["file", "format", "mode", "bits", "N×C×H×W", "frames", "orientation"], rows))
     return ExitStatus.ERROR if failed else ExitStatus.OK
 
 

@@ -122,6 +122,12 @@ class Pipeline:
         return f"Pipeline([{', '.join(s.label() for s in self.stages)}])"
 
     @property
+    def keeps_range(self) -> bool:
+        """Whether every stage maps values in [0, 1] into [0, 1] (pools, unpool, pad, activations):
+        an image's output then leaves its range only by float round-off, never to be stretched."""
+        return all(stage.keeps_range for stage in self.stages)
+
+    @property
     def deterministic(self) -> bool:
         """Whether every stage gives an image the same result alone or stacked with others."""
         return all(stage.deterministic for stage in self.stages)

@@ -73,10 +73,13 @@ def in_unit_range(low: float, high: float) -> bool:
     return bool(low >= 0 and high <= 1)
 
 
-def quantize(result: Any, bit_depth: int, normalize: str = "auto", stage: tuple[Any, float] | None = None) -> Quantized:
+def quantize(result: Any, bit_depth: int, normalize: str = "auto", stage: tuple[Any, float] | None = None,
+             keeps_range: bool = False) -> Quantized:
     """Bring a run's output (or a ``stage`` output, (data, scale)) into the image's range and round
     it to ``bit_depth`` integers; see ``Quantizer`` for the modes. A tiled run's output arrives
-    quantized already.
+    quantized already. ``keeps_range``: an image through stages that keep [0, 1] (pools, unpool,
+    pad): ``auto`` leaves it as it is, a premultiplied average's 1.0000001 is round-off, not a
+    reason to stretch.
     """
     quantizer = Quantizer(result.backend, bit_depth, normalize, result.value_max)
     if stage is None and result.quantized is not None:
@@ -87,5 +90,5 @@ def quantize(result: Any, bit_depth: int, normalize: str = "auto", stage: tuple[
     unit = quantizer.unit(data, scale)
     applied = normalize
     if normalize == "auto":
-        applied = "none" if in_unit_range(float(unit.min()), float(unit.max())) else "auto → minmax"
+        applied = "none" if keeps_range or in_unit_range(float(unit.min()), float(unit.max())) else "auto → minmax"
     return Quantized(quantizer.convert(unit, applied), applied)

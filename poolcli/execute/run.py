@@ -215,6 +215,7 @@ def run_tiled(
     seed: int = 0,
     plan: Plan | None = None,
     threads: int = 1,
+    keeps_range: bool = False,
 ) -> RunResult:
     """Run ``pipeline`` tile by tile (output tiles of at most ``tile``), each from the input
     region it needs (tiling.tile_region), converted to float per tile and written into one
@@ -223,7 +224,8 @@ def run_tiled(
     Same numbers as ``run_pipeline`` then ``quantize``. ``auto`` is optimistic: tiles are
     written as in range while their minimum and maximum are gathered; only an output that
     left [0, 1] is computed a second time, stretched by the extremes of the whole image.
-    ``minmax`` always takes the two passes; ``clip``, ``abs`` and integer outputs one.
+    ``minmax`` always takes the two passes; ``clip``, ``abs`` and integer outputs one, and so does
+    ``auto`` where ``keeps_range`` (see ``quantize``).
     """
     plan = plan or pipeline.plan(array.shape)
     device = resolve_device(device)
@@ -270,7 +272,7 @@ def run_tiled(
         if normalize != "minmax":
             place(out, region, quantizer.convert(unit, applied))
     stretch = normalize == "minmax" or (
-        normalize == "auto" and low is not None and not in_unit_range(float(low.min()), float(high.max()))
+        normalize == "auto" and not keeps_range and low is not None and not in_unit_range(float(low.min()), float(high.max()))
     )
     if stretch:
         applied = "minmax" if normalize == "minmax" else "auto → minmax"

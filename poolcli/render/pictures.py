@@ -112,4 +112,5 @@ def _make_folder(folder: Path) -> None:
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"{folder}: cannot create the folder: {exc.strerror}", "") from None
+        raise OutputError(f"{folder}: cannot create the folder: {exc.strerror}",
+                          "give a folder (it is made when missing), not the name of a file") from None

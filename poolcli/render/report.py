@@ -301,3 +301,55 @@ def other_shapes_line(shown: tuple[int, ...], shapes: dict[tuple[int, ...], int]
     files = sum(others.values())
     return (f"and {files} more file{'s' * (files != 1)} in {len(others)} other shape{'s' * (len(others) != 1)} "
             "(--json or --report FILE has every file's shapes)")
+
+
+class FileTable:
+    """Facts about files (``poolcli info``): a table, its file names folded only after a ``/``
+    where the terminal is narrow, else one block per file; a name itself is never broken."""
+
+    def __init__(self, columns: Sequence[str], rows: Sequence[Sequence[str]]):
+        self.columns, self.rows = list(columns), [list(row) for row in rows]
+
+    def _table(self, name_width: int | None) -> Any:
+        from rich import box
+        from rich.table import Table
+
+        table = Table(box=box.SIMPLE_HEAVY, padding=(0, 1, 0, 0), pad_edge=False)
+        for name in self.columns:
+            table.add_column(name, no_wrap=True)
+        for row in self.rows:
+            path = row[0] if name_width is None else "\n".join(fold_path(row[0], name_width))
+            table.add_row(path, *row[1:])
+        return table
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.text import Text
+
+        longest = max((len(row[0]) for row in self.rows), default=1)
+        part = max((len(piece) for row in self.rows for piece in fold_path(row[0], 1)), default=1)
+        for width in [None, *range(longest - 1, part - 1, -1)]:
+            table = self._table(width)
+            if _measure(console, options, table) <= options.max_width:
+                yield table
+                return
+        for row in self.rows:
+            yield Text(row[0])
+            for name, value in zip(self.columns[1:], row[1:]):
+                yield Text(f"  {name} {value}")
+
+
+def fold_path(path: str, width: int) -> list[str]:
+    """A path in lines of at most ``width``, folded only after a ``/`` (a longer name stays whole).
+
+    >>> fold_path("sample_images/palette_transparent.png", 20)
+    ['sample_images/', 'palette_transparent.png']
+    """
+    pieces = [piece + "/" for piece in path.split("/")]
+    pieces[-1] = pieces[-1][:-1]
+    lines: list[str] = []
+    for piece in (p for p in pieces if p):
+        if lines and len(lines[-1]) + len(piece) <= width:
+            lines[-1] += piece
+        else:
+            lines.append(piece)
+    return lines or [path]

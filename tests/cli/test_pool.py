@@ -326,3 +326,35 @@ def test_one_output_file_for_several_inputs_is_a_usage_error(invoke, tmp_path):
     result = invoke("pool", str(SAMPLES / "coffee.png"), str(SAMPLES / "gray.png"), "-k", "2", "-o", str(tmp_path / "single.png"))
     assert result.exit_code == 2 and "names a file, but there are several inputs" in result.stderr
     assert not (tmp_path / "single.png").exists()
+
+
+def test_round_off_never_normalizes_a_pool(invoke, tmp_path):
+    """White pixels of alpha 129, 155, 248, 187 average, premultiplied, to 1.0000001: round-off,
+    which a pipeline of pools, unpool and pad never stretches (DESIGN §1)."""
+    rgba = np.full((2, 2, 4), 255, np.uint8)
+    rgba[..., 3] = [[129, 155], [248, 187]]
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "white.png")
+    for engine in ("numpy", "torch"):
+        result = invoke("pool", str(tmp_path / "white.png"), "-m", "avg", "-k", "2", "-o", str(tmp_path / f"{engine}.png"),
+                        "--json", "--engine", engine)
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["normalize"] == "none"
+        assert np.asarray(Image.open(tmp_path / f"{engine}.png"))[0, 0].tolist() == [255, 255, 255, 180]
+    array = tmp_path / "values.npy"
+    np.save(array, np.array([[0.0, 4.0], [2.0, 6.0]], np.float32))
+    result = invoke("pool", str(array), "-m", "avg", "-k", "1", "-o", str(tmp_path / "array.png"), "--json")
+    assert json.loads(result.stdout)["normalize"] == "auto → minmax"  # arrays are not pictures: stretched
+
+
+def test_unpool_indices_outside_the_output_are_one_line_on_every_engine(invoke, tmp_path):
+    """A 5×5 input's 2×2 maxima lie at flat index 18 at most; an output_size of 3×3 is within torch's
+    bounds but cannot hold it: the same one line on both engines."""
+    np.save(tmp_path / "five.npy", np.arange(25, dtype=np.float32).reshape(5, 5))
+    lines = set()
+    for engine in ("numpy", "torch"):
+        result = invoke("run", str(tmp_path / "five.npy"), "-S", "maxpool:2", "-S", "maxunpool:2,output_size=3x3",
+                        "-o", str(tmp_path / f"{engine}.npy"), "--engine", engine)
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+        lines.add(result.stderr)
+    [line] = lines
+    assert line.startswith(f"poolcli: error: {tmp_path / 'five.npy'}: maxunpool") and "index (18) lies outside the 3×3" in line

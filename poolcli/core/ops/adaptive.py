@@ -34,6 +34,7 @@ class AdaptiveMaxPool(Stage):
     converters: ClassVar[dict] = {"output_size": to_size_pair}
     ignored: ClassVar[tuple[str, ...]] = ("return_indices",)
     dtype_policy: ClassVar[str] = "native"
+    keeps_range: ClassVar[bool] = True
 
     def size_for(self, h: int, w: int) -> tuple[int, int]:
         """The output (H, W) for an h×w plane: None in ``output_size`` keeps that dimension."""
@@ -68,6 +69,7 @@ class GlobalMaxPool(Stage):
 
     op: ClassVar[str] = "globalmaxpool"
     dtype_policy: ClassVar[str] = "native"
+    keeps_range: ClassVar[bool] = True
 
     def infer(self, shape: Shape, ctx: PlanContext) -> Inference:
         n, c, h, w = require_spatial(self, shape)
@@ -121,6 +123,7 @@ class FractionalMaxPool(Stage):
     ignored: ClassVar[tuple[str, ...]] = ("return_indices",)
     dtype_policy: ClassVar[str] = "float"
     deterministic: ClassVar[bool] = False
+    keeps_range: ClassVar[bool] = True
 
     def validate(self) -> None:
         if (self.output_size is None) == (self.output_ratio is None):

@@ -98,6 +98,7 @@ class Stage:
     averaging: ClassVar[bool] = False  # works on premultiplied colour for images with alpha
     dtype_policy: ClassVar[str] = "float"  # "native": integer dtype ok; "float": scaled floats; "unit": values in [0,1]
     deterministic: ClassVar[bool] = True  # False: each image draws its own random windows
+    keeps_range: ClassVar[bool] = False  # values in [0, 1] in, values in [0, 1] out (pools, unpool, pad)
     label_defaults: ClassVar[dict[str, Any]] = {}  # values the label leaves out besides the defaults
     label_first: ClassVar[tuple[str, ...]] = ()  # parameters the label names before the rest
 

@@ -30,6 +30,7 @@ class Flatten(Stage):
     args: ClassVar[tuple[str, ...]] = ("start_dim", "end_dim")
     converters: ClassVar[dict] = {"start_dim": to_int(), "end_dim": to_int()}
     dtype_policy: ClassVar[str] = "native"
+    keeps_range: ClassVar[bool] = True
 
     def validate(self) -> None:
         if (self.start_dim, self.end_dim) != (1, -1):

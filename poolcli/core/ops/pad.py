@@ -72,6 +72,11 @@ class Pad(Stage):
     }
     dtype_policy: ClassVar[str] = "native"
 
+    @property
+    def keeps_range(self) -> bool:  # type: ignore[override]
+        """Copies of the input, or a constant in [0, 1]."""
+        return self.mode != "constant" or 0.0 <= self.value <= 1.0
+
     @classmethod
     def create(cls, values: dict[str, Any], *, torch_name: str | None = None) -> "Pad":
         if torch_name == "ConstantPad2d" and "value" not in values:

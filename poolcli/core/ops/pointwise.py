@@ -20,6 +20,8 @@ from .base import POINTWISE, AxisWindow, Inference, PlanContext, Shape, Stage, c
 class Pointwise(Stage):
     """Each output element from its own input element."""
 
+    keeps_range: ClassVar[bool] = True  # relu, sigmoid, tanh, leakyrelu and luma map [0, 1] into [0, 1]
+
     def windows(self) -> tuple[AxisWindow, AxisWindow]:
         return POINTWISE, POINTWISE
 

@@ -105,6 +105,7 @@ class MaxPool(WindowPool):
     }
     ignored: ClassVar[tuple[str, ...]] = ("return_indices",)
     dtype_policy: ClassVar[str] = "native"
+    keeps_range: ClassVar[bool] = True
 
     def validate(self) -> None:
         check_pool_padding(self, self.kernel_size, self.padding)
@@ -151,6 +152,12 @@ class AvgPool(WindowPool):
         "divisor_override": to_optional(to_int()),
     }
     averaging: ClassVar[bool] = True
+
+    @property
+    def keeps_range(self) -> bool:  # type: ignore[override]
+        """A mean stays in its values' range; a sum divided by less than the window may not."""
+        window = self.kernel_size[0] * self.kernel_size[1]
+        return self.divisor_override is None or self.divisor_override >= window
 
     def validate(self) -> None:
         check_pool_padding(self, self.kernel_size, self.padding)
@@ -208,6 +215,7 @@ class MedianPool(WindowPool):
         "ceil_mode": to_bool,
     }
     dtype_policy: ClassVar[str] = "native"
+    keeps_range: ClassVar[bool] = True
 
     def scratch_elements(self, input_shape: Shape, output_shape: Shape) -> int:
         """The kernels stack k_h·k_w values per output."""

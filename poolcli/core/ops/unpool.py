@@ -45,6 +45,7 @@ class MaxUnpool(Stage):
         "output_size": to_optional(PAIR1),
     }
     dtype_policy: ClassVar[str] = "native"
+    keeps_range: ClassVar[bool] = True  # the pooled values, and zeros
     label_defaults: ClassVar[dict[str, Any]] = {"padding": (0, 0)}
 
     def __post_init__(self) -> None:
