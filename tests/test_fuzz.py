@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import math
 import os
 import re
@@ -267,8 +268,10 @@ def test_random_bytes_behind_a_signature_are_input_errors(signature, body):
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 @pytest.mark.skipif(not os.environ.get("POOLCLI_FUZZ_CORPUS"), reason="the long corpus runs with make fuzz")
-def test_long_corpus_as_one_batch(tmp_path):
-    """Thousands of flipped and truncated files (make_corpus --mutations N) through one listed batch."""
+def test_long_corpus_as_one_batch(invoke, tmp_path):
+    """Thousands of flipped and truncated files (make_corpus --mutations N, same stems in several
+    formats, 1-pixel and just-large-enough pictures among them) through one listed batch: no
+    traceback, every error line names its file, and what is ok alone is ok in the batch."""
     from corpus import make_corpus
 
     mutations = int(os.environ["POOLCLI_FUZZ_CORPUS"])
@@ -287,5 +290,12 @@ def test_long_corpus_as_one_batch(tmp_path):
     for entry in chosen:
         status = by_input[entry.name]["status"]
         assert status == entry.expect or entry.expect == "either" or entry.name.startswith("lies/"), (entry, status)
-    assert all(line.startswith("poolcli: error: ") for line in proc.stderr.splitlines())
+    failed = {r["input"] for r in records if r["status"] == "error"}
+    lines = proc.stderr.splitlines()
+    assert len(lines) == len(failed)
+    assert all(line.startswith("poolcli: error: ") and line.split(": ")[2] in failed for line in lines)
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    either = [e for e in chosen if e.expect == "either"]
+    for entry in random.Random(0).sample(either, min(200, len(either))):
+        alone = invoke("pool", str(root / entry.name), "-k", "2", "-o", str(tmp_path / "alone.png"), "-q")
+        assert by_input[entry.name]["status"] == ("ok" if alone.exit_code == 0 else "error"), entry.name

@@ -7,8 +7,10 @@ return an ``errors.ExitStatus``, which ``cli.main`` alone turns into the process
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TextIO
 
@@ -90,6 +92,40 @@ class Environment:
         """A line of data (JSON Lines) on stdout."""
         self.stdout.write(text + "\n")
         self.stdout.flush()
+
+    @contextlib.contextmanager
+    def own_stderr(self) -> Iterator[None]:
+        """While worker threads decode, fd 2 is kept for poolcli's own lines.
+
+        C decoders print to file descriptor 2 (Pillow's TIFF decoder: "More samples per pixel than
+        can be decoded: …"); a decode on the main thread captures that into its file's error line
+        (``io.noise``), but with many files decoding in threads a line cannot be told to belong to
+        one of them, and it would land between poolcli's own lines. So for a batch, poolcli's lines
+        go to a duplicate of the real stderr and fd 2 to the null device; all is put back after.
+        """
+        try:
+            descriptor = self.stderr.fileno()
+        except (AttributeError, OSError, ValueError):  # not a file (a test's buffer): nothing reaches it
+            descriptor = None
+        if descriptor != 2:
+            yield
+            return
+        self.stderr.flush()
+        own = os.fdopen(os.dup(2), "w", buffering=1, encoding=getattr(self.stderr, "encoding", None) or "utf-8",
+                        errors="backslashreplace")
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+        previous, self.stderr = self.stderr, own
+        self._consoles.pop("err", None)
+        try:
+            yield
+        finally:
+            own.flush()
+            os.dup2(own.fileno(), 2)
+            self.stderr = previous
+            self._consoles.pop("err", None)
+            own.close()
 
     def error(self, error: BaseException | str) -> None:
         """The one ``poolcli: error: ...`` line on stderr (never silenced); while a progress bar is

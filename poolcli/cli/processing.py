@@ -5,6 +5,7 @@ loose option values to ``core.ops``, which validates them as torch does.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable
 
 from ..core.ops import Stage, create_stage
@@ -159,24 +160,25 @@ def _process_and_report(items: list[Any], pipeline: Any, options: Any, env: Envi
         if progress is not None:
             progress.advance(0)
 
-    progress = _progress(env, len(items))
-
     def on_start(total: int) -> None:
         if progress is not None:
             progress.start()
             progress.add_task("pooling", total=total)
             env.live = progress
 
-    try:
-        summary = process_all(items, pipeline, options, on_outcome=on_outcome, on_start=on_start,
-                              stdin=env.stdin, stdout=env.stdout_bytes)
-    finally:
-        if progress is not None:
-            progress.stop()  # transient: the bar is cleared before the report and summary
-            env.live = None
-        if report_file:
-            report_file.close()
-    _print_report(summary, env, len(items) > 1)
+    guard = env.own_stderr() if len(items) > 1 and not shared.debug else contextlib.nullcontext()
+    with guard:
+        progress = _progress(env, len(items))
+        try:
+            summary = process_all(items, pipeline, options, on_outcome=on_outcome, on_start=on_start,
+                                  stdin=env.stdin, stdout=env.stdout_bytes)
+        finally:
+            if progress is not None:
+                progress.stop()  # transient: the bar is cleared before the report and summary
+                env.live = None
+            if report_file:
+                report_file.close()
+        _print_report(summary, env, len(items) > 1)
     if summary.interrupted:
         return ExitStatus.TERMINATED if summary.interrupted == 15 else ExitStatus.INTERRUPTED
     failed = [o for o in summary.outcomes if o.status == "error"]

@@ -358,3 +358,26 @@ def test_unpool_indices_outside_the_output_are_one_line_on_every_engine(invoke, 
         lines.add(result.stderr)
     [line] = lines
     assert line.startswith(f"poolcli: error: {tmp_path / 'five.npy'}: maxunpool") and "index (18) lies outside the 3×3" in line
+
+
+def test_c_decoder_noise_in_worker_threads_never_reaches_stderr(tmp_path):
+    """A batch decodes in threads, where a C decoder's writes to fd 2 cannot be tied to a file:
+    they are kept off stderr, which holds poolcli's own lines only."""
+    code = (
+        "import os, sys\n"
+        "import poolcli.io.pictures as pictures\n"
+        "real = pictures._frame_pixels\n"
+        "def noisy(*args, **kwargs):\n"
+        "    os.write(2, b'libfoo: noise from C\\n')\n"
+        "    return real(*args, **kwargs)\n"
+        "pictures._frame_pixels = noisy\n"
+        "from poolcli.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    (tmp_path / "bad.png").write_bytes(b"not a picture")
+    args = ["pool", str(SAMPLES / "coffee.png"), str(SAMPLES / "gray.png"), str(tmp_path / "bad.png"), "-k", "2",
+            "-o", str(tmp_path / "out"), "--json"]
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "libfoo" not in proc.stderr and "poolcli: error: " + str(tmp_path / "bad.png") in proc.stderr
+    assert "summary" in proc.stderr and len(proc.stdout.splitlines()) == 3

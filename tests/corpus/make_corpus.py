@@ -53,21 +53,21 @@ class Entry:
     note: str = ""  # what the file is
     in_batch: bool = True  # False for what a folder walk never yields (a folder named x.png)
     size: tuple[int, int] | None = None  # (width, height) of a readable image, when known
+    exit_alone: int = 1  # the exit status of an error alone: 2 where the pipeline cannot run on it (a spec error)
 
 
 class Corpus:
-    """Collects files and their entries; refuses two files that a batch would map to one output."""
+    """Collects files and their entries; refuses a name given twice."""
 
     def __init__(self, root: Path):
         self.root = root
         self.entries: list[Entry] = []
-        self._stems: set[tuple[str, str]] = set()
+        self._names: set[str] = set()
 
     def path(self, name: str) -> Path:
-        folder, stem = os.path.split(os.path.splitext(name)[0])
-        if (folder, stem) in self._stems:
-            raise ValueError(f"{name}: another corpus file has the stem {stem!r} in {folder!r}")
-        self._stems.add((folder, stem))
+        if name in self._names:
+            raise ValueError(f"{name}: given twice")
+        self._names.add(name)
         path = self.root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
@@ -403,6 +403,25 @@ def add_modes(corpus: Corpus) -> None:
     corpus.add_image("modes/f-nan-inf-tif.tif", Image.fromarray(special), note="32-bit float TIFF of NaN and ±inf")
 
 
+def add_same_stems(corpus: Corpus) -> None:
+    """One picture under one stem in several formats: a batch writes each, none over another
+    (``hopper.ico`` and ``hopper.tga`` both keep their extension: ``hopper.ico.png``)."""
+    picture = _picture()
+    for extension in ("ico", "dds", "tga", "png", "jpg", "bmp", "gif"):
+        corpus.add_image(f"samestem/hopper.{extension}", picture, note=f"the same stem as a {extension}")
+
+
+def add_sizes(corpus: Corpus) -> None:
+    """Pictures too small for a 2×2 pool (a dimension of 1: the pipeline reaches 0) and just large
+    enough (a dimension of 2)."""
+    for width, height in ((1, 1), (1, 7), (7, 1)):
+        corpus.add_image(f"sizes/tiny-{width}x{height}.png", _picture(width, height), note=f"{width}×{height} pixels")
+        corpus.entries[-1] = Entry(corpus.entries[-1].name, "error", r"gives [HW]_out=0", f"{width}×{height} pixels",
+                                   exit_alone=2)
+    for width, height in ((2, 2), (2, 9), (9, 2)):
+        corpus.add_image(f"sizes/least-{width}x{height}.png", _picture(width, height), note=f"{width}×{height} pixels")
+
+
 def add_formats(corpus: Corpus) -> None:
     """Odd formats Pillow reads, animations and pages."""
     picture = _picture()
@@ -497,6 +516,8 @@ def build(root: Path, mutations: int = DEFAULT_MUTATIONS) -> list[Entry]:
     add_special(corpus)
     add_modes(corpus)
     add_formats(corpus)
+    add_same_stems(corpus)
+    add_sizes(corpus)
     add_arrays(corpus)
     return corpus.entries
 
