@@ -58,3 +58,31 @@ def test_readme_examples_are_what_the_command_prints(invoke, monkeypatch, args):
     printed = "\n".join(line.rstrip() for line in result.stdout.splitlines())
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert printed in readme, "README example out of date: rerun it and paste the output"
+
+
+def test_version_and_completion(invoke):
+    from poolcli import __version__
+
+    version = invoke("--version")
+    assert version.exit_code == 0 and version.stdout == f"poolcli {__version__}\n"
+    shown = invoke("--show-completion", "bash")
+    assert shown.exit_code == 0 and "complete" in shown.stdout and "poolcli" in shown.stdout
+    top = invoke("--help")
+    assert "--install-completion" in top.stdout and "--version" in top.stdout
+
+
+@pytest.mark.parametrize("name", command_names())
+def test_help_shows_no_type_placeholders(invoke, name):
+    """Options and arguments show what to write (FILE, K|HxW, INPUT...), not typer's <list[str]>."""
+    text = invoke(name, "--help").stdout
+    assert not re.search(r"<(list\[)?(str|int|float|bool)\]?>", text), text
+
+
+def test_help_says_what_the_commands_do():
+    from typer.testing import CliRunner as Runner
+
+    runner = Runner()
+    unpool = runner.invoke(app, ["unpool", "--help"]).stdout
+    assert "photo_unpooled.jpg" in unpool and "_unpooled.png" not in unpool
+    assert "0-100" in runner.invoke(app, ["pool", "--help"]).stdout
+    assert "per filter" in runner.invoke(app, ["filters", "--help"]).stdout

@@ -226,13 +226,13 @@ def info(
 
 @app.command()
 def explain(
-    array: Annotated[Optional[str], typer.Argument(help="An .npy/.csv array or a small image (see --crop).", show_default=False)] = None,
-    matrix: Annotated[Optional[str], typer.Option("--matrix", "-M", help="A literal matrix: '0 1 2; 3 4 5; 6 7 8'.")] = None,
+    array: Annotated[Optional[str], typer.Argument(help="An .npy/.csv array or a small image (see --crop).", show_default=False, metavar="ARRAY")] = None,
+    matrix: Annotated[Optional[str], typer.Option("--matrix", "-M", help="A literal matrix: '0 1 2; 3 4 5; 6 7 8'.", metavar="MATRIX")] = None,
     stage: SpecsOpt = None,
     pipeline: PipelineOpt = None,
-    crop: Annotated[Optional[str], typer.Option("--crop", help="X,Y,W,H region of an image to explain.")] = None,
-    step: Annotated[Optional[int], typer.Option("--step", help="Explain only output element N (row-major).")] = None,
-    only: Annotated[Optional[str], typer.Option("--only", help="Explain only output element i,j.")] = None,
+    crop: Annotated[Optional[str], typer.Option("--crop", help="X,Y,W,H region of an image to explain.", metavar="X,Y,W,H")] = None,
+    step: Annotated[Optional[int], typer.Option("--step", help="Explain only output element N (row-major).", metavar="N")] = None,
+    only: Annotated[Optional[str], typer.Option("--only", help="Explain only output element i,j.", metavar="I,J")] = None,
     debug: DebugOpt = False,
 ) -> ExitStatus:
     """The textbook's walkthrough: every window, its cells and the arithmetic with its numbers.

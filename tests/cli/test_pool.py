@@ -381,3 +381,10 @@ def test_c_decoder_noise_in_worker_threads_never_reaches_stderr(tmp_path):
     assert proc.returncode == 1
     assert "libfoo" not in proc.stderr and "poolcli: error: " + str(tmp_path / "bad.png") in proc.stderr
     assert "summary" in proc.stderr and len(proc.stdout.splitlines()) == 3
+
+
+@pytest.mark.parametrize("extra", [["-k", "2"], ["-s", "2"], ["-p", "1"], ["--output-size", "2x2"]])
+def test_global_takes_no_window(invoke, tmp_path, extra):
+    result = invoke("pool", str(SAMPLES / "coffee.png"), "-m", "avg", "--global", *extra, "-o", str(tmp_path / "g.npy"))
+    assert result.exit_code == 2 and result.stderr.startswith("poolcli: error: --global ")
+    assert not (tmp_path / "g.npy").exists()
