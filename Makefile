@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "torch==2.13.0" || $(PIP) install -q torch
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e ".[test,ray]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -n 2 -m "not slow"
+	$(PY) -m pytest -q -n 2 -m "not slow and not ray"
 
 # The long fuzz run, not part of `make test`: thousands of hypothesis examples per property and a
 # corpus of thousands of mutated files (tests/corpus/make_corpus.py --mutations) through one batch.

@@ -38,6 +38,14 @@ class PoolcliError(Exception):
     def __str__(self) -> str:
         return f"{self.what} — {self.hint}" if self.hint else self.what
 
+    def __reduce__(self):  # type: ignore[override]
+        """Pickled whole (hint and details too): a Ray worker's outcome carries its error back."""
+        return _rebuild, (type(self), self.what, self.hint, self.details)
+
+
+def _rebuild(kind: type, what: str, hint: str | None, details: tuple[str, ...]) -> "PoolcliError":
+    return kind(what, hint, details=details)
+
 
 class UsageError(PoolcliError):
     """A command line that cannot work (conflicting options, a bad value): exit 2."""

@@ -34,6 +34,8 @@ class ProcessOptions:
     engine: str = "auto"
     workers: int | None = None
     batch_size: int = 16
+    executor: str = "local"  # --executor: local threads, or "ray" (batch.on_ray)
+    ray_address: str | None = None  # --ray-address: "auto" or HOST:PORT; None starts a Ray for the run
     fsync: bool = False  # --fsync: each output flushed to the disk before the next (power-loss durability)
     memory: Any = None  # --memory: "2G", "512M" or bytes; None: half of the RAM available
     tile: tuple[int, int] | None = None  # force tiled runs at this output tile size (library, tests)

@@ -127,6 +127,21 @@ class Environment:
             self._consoles.pop("err", None)
             own.close()
 
+    @contextlib.contextmanager
+    def stdout_for_poolcli_only(self, others: TextIO | None = None) -> Iterator[None]:
+        """While a library prints to ``sys.stdout`` on its own (Ray's driver prints a lost node's
+        "(raylet) … retried" there), those prints go to ``others`` (default: nowhere) and stdout
+        keeps poolcli's own lines, the JSON Lines of ``--json`` among them."""
+        previous = sys.stdout
+        sink = others or open(os.devnull, "w", encoding="utf-8")
+        sys.stdout = sink
+        try:
+            yield
+        finally:
+            sys.stdout = previous
+            if others is None:
+                sink.close()
+
     def error(self, error: BaseException | str) -> None:
         """The one ``poolcli: error: ...`` line on stderr (never silenced); while a progress bar is
         shown, above it, never glued to its line."""

@@ -63,6 +63,8 @@ SHARED: dict[str, tuple[Any, Any, Any]] = {
     "batch_size": (int, 16, _option("--batch-size", help="Same-size images stacked per batch.", panel=BATCH, metavar="N")),
     "skip_existing": (bool, False, _option("--skip-existing", help="Skip inputs whose output exists.", panel=BATCH)),
     "fail_fast": (bool, False, _option("--fail-fast", help="Stop at the first failed file.", panel=BATCH)),
+    "executor": (str, "local", _option("--executor", help="local (threads here) or ray (a Ray cluster; pip install 'poolcli[ray]').", panel=BATCH, metavar="local|ray")),
+    "ray_address": (Optional[str], None, _option("--ray-address", help="With --executor ray: auto or HOST:PORT (default: a Ray started here for the run).", panel=BATCH, metavar="ADDR")),
     "fsync": (bool, False, _option("--fsync", help="Flush every output to the disk (survives a power loss; slower).", panel=OUTPUT)),
     "memory": (Optional[str], None, _option("--memory", help="Memory budget, e.g. 2G or 512M (default: half the available RAM); bigger images run tiled.", panel=PROCESSING, metavar="SIZE")),
 }
@@ -97,6 +99,8 @@ class SharedOptions:
     batch_size: int = 16
     skip_existing: bool = False
     fail_fast: bool = False
+    executor: str = "local"
+    ray_address: str | None = None
     fsync: bool = False
     memory: str | None = None
 
@@ -130,9 +134,17 @@ class SharedOptions:
             engine=choice("engine", self.engine, ("auto", "numpy", "torch")),
             workers=positive("workers", self.workers),
             batch_size=positive("batch-size", self.batch_size) or 16,
+            executor=choice("executor", self.executor, ("local", "ray")),
+            ray_address=self._ray_address(),
             fsync=self.fsync,
             memory=self.memory,
         )
+
+
+    def _ray_address(self) -> str | None:
+        if self.ray_address is not None and self.executor.lower() != "ray":
+            raise UsageError("--ray-address without --executor ray", "add --executor ray, or leave the address out")
+        return self.ray_address
 
 
 assert [f.name for f in fields(SharedOptions)] == list(SHARED), "SharedOptions and SHARED list the same options"

@@ -106,6 +106,10 @@ def run_processing(inputs: list[str] | None, build: Callable[[], list[Stage]], s
 
     env = Environment(data_on_stdout=shared.output == "-", quiet=shared.quiet, json=shared.json)
     options = shared.process_options(suffix)
+    if options.executor == "ray":
+        from ..batch.on_ray import require_ray
+
+        require_ray()
     pipeline = Pipeline(build())
     if options.device != "cpu":
         from dataclasses import replace
@@ -137,7 +141,6 @@ def _read_files_from(source: str | None, env: Environment) -> list[str]:
 
 def _process_and_report(items: list[Any], pipeline: Any, options: Any, env: Environment,
                         shared: SharedOptions) -> ExitStatus:
-    from ..batch import process_all
     from ..render.records import json_line, record
 
     report_file = _open_report(shared.report)
@@ -170,8 +173,17 @@ def _process_and_report(items: list[Any], pipeline: Any, options: Any, env: Envi
     with guard:
         progress = _progress(env, len(items))
         try:
-            summary = process_all(items, pipeline, options, on_outcome=on_outcome, on_start=on_start,
-                                  stdin=env.stdin, stdout=env.stdout_bytes)
+            if options.executor == "ray":
+                from ..batch.on_ray import process_on_ray
+
+                with env.stdout_for_poolcli_only(others=env.stderr if shared.debug else None):
+                    summary = process_on_ray(items, pipeline, options, address=options.ray_address,
+                                             on_outcome=on_outcome, on_start=on_start)
+            else:
+                from ..batch import process_all
+
+                summary = process_all(items, pipeline, options, on_outcome=on_outcome, on_start=on_start,
+                                      stdin=env.stdin, stdout=env.stdout_bytes)
         finally:
             if progress is not None:
                 progress.stop()  # transient: the bar is cleared before the report and summary
