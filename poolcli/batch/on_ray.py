@@ -36,8 +36,7 @@ from .outcome import Outcome, Summary
 
 INSTALL_HINT = "install it with pip install 'poolcli[ray]'"
 LOCAL_ADDRESS = "127.0.0.2"  # a loopback address Ray keeps (it rewrites 127.0.0.1 to the machine's outward one)
-BATCH_SIZE = 4  # inputs per Ray task: small, so that work spreads and a lost task costs little
-TASK_RETRIES = 4
+MAX_BATCH = 64  # inputs per Ray task at most, so that a lost task costs little
 
 
 def require_ray() -> Any:
@@ -137,23 +136,30 @@ def _results(ray: Any, work: list[dict[str, Any]], pipeline: Pipeline, options: 
     context.enable_progress_bars = False
     context.execution_options.preserve_order = True
     logging.getLogger("ray.data").setLevel(logging.ERROR)
-    dataset = ray.data.from_items(work, override_num_blocks=max(1, -(-len(work) // BATCH_SIZE)))
+    size = batch_size(len(work), int(ray.cluster_resources().get("CPU", 1)))
+    dataset = ray.data.from_items(work, override_num_blocks=max(1, -(-len(work) // size)))
+    # Ray Data retries a task (or restarts an actor) lost with its node by default, without limit.
     if options.device.startswith("cuda"):
+        gpus = max(1, int(ray.cluster_resources().get("GPU", 0)))
         mapped = dataset.map_batches(
             InputsOnAGpu, fn_constructor_kwargs={"pipeline": pipeline, "options": options},
-            batch_size=BATCH_SIZE, batch_format="numpy", num_gpus=1, concurrency=(1, max(1, _gpus(ray))),
-            max_restarts=TASK_RETRIES, max_task_retries=TASK_RETRIES,
+            batch_size=size, batch_format="numpy", num_gpus=1, concurrency=(1, gpus),
         )
     else:
         mapped = dataset.map_batches(
-            functools.partial(process_batch, pipeline=pipeline, options=options),
-            batch_size=BATCH_SIZE, batch_format="numpy", max_retries=TASK_RETRIES,
+            functools.partial(process_batch, pipeline=pipeline, options=options), batch_size=size, batch_format="numpy",
         )
     yield from mapped.iter_rows()
 
 
-def _gpus(ray: Any) -> int:
-    return int(ray.cluster_resources().get("GPU", 0))
+def batch_size(inputs: int, cpus: int) -> int:
+    """Inputs per Ray task: about four tasks per CPU of the cluster, so that the work spreads and a
+    slow node evens out, and no more than MAX_BATCH, so that a lost task costs little.
+
+    >>> batch_size(200, 2), batch_size(1_000_000, 64), batch_size(3, 8)
+    (25, 64, 1)
+    """
+    return max(1, min(MAX_BATCH, inputs // (4 * max(1, cpus))))
 
 
 def process_batch(batch: dict[str, Any], *, pipeline: Pipeline, options: ProcessOptions, flow: Flow | None = None
