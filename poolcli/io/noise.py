@@ -9,6 +9,7 @@ they are changed only while a decode runs and restored by the last decode out.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -58,9 +59,11 @@ def quiet(head: bytes = b"") -> Iterator[DecodeLog]:
     """Decode with nothing reaching the user's terminal; yields the log of what decoders said.
     ``head``: the file's first bytes; a TIFF's (``II``/``MM``) installs the libtiff handlers.
 
-    - Python warnings are recorded into the decoding thread's log. catch_warnings is process
-      state, so one capture is installed for all threads at once (counted, restored by the
-      last one out); warnings from threads that are not decoding go to the old showwarning.
+    - Python warnings, and what Pillow logs at warning level or above (its TIFF reader logs
+      "More samples per pixel than can be decoded"), are recorded into the decoding thread's
+      log. Warning filters and the PIL logger are process state, so one capture is installed for
+      all threads at once (counted, restored by the last one out); warnings and records from
+      threads that are not decoding go where they went before.
     - libtiff prints straight to stderr from C (hundreds of lines for some broken TIFFs): its
       error and warning handlers are replaced once, for good, by one that records (libtiff),
       when the first TIFF is read: only TIFFs reach libtiff, and finding it costs ctypes.util.
@@ -93,6 +96,7 @@ def _start_warning_capture() -> None:
             _warning_capture_saved[:] = [context, warnings.showwarning]
             warnings.simplefilter("always")
             warnings.showwarning = _record_warning
+            _PILLOW_LOGS.start()
         _warning_capture_depth += 1
 
 
@@ -104,6 +108,36 @@ def _stop_warning_capture() -> None:
             context, _ = _warning_capture_saved
             _warning_capture_saved.clear()
             context.__exit__(None, None, None)
+            _PILLOW_LOGS.stop()
+
+
+class _PillowLogs(logging.Handler):
+    """Pillow's log records of warning level and above, into the decoding thread's log while a
+    decode runs; a record from another thread is passed on as the PIL logger would have."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self._logger = logging.getLogger("PIL")
+        self._propagate = True
+
+    def start(self) -> None:
+        self._propagate = self._logger.propagate
+        self._logger.addHandler(self)
+        self._logger.propagate = False
+
+    def stop(self) -> None:  # not release(): logging.Handler has one, for its lock
+        self._logger.removeHandler(self)
+        self._logger.propagate = self._propagate
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log = getattr(_decode_logs, "log", None)
+        if log is not None:
+            log.messages.append(record.getMessage())
+        elif self._propagate and self._logger.parent is not None:
+            self._logger.parent.handle(record)
+
+
+_PILLOW_LOGS = _PillowLogs()
 
 
 def _record_warning(message, category, filename, lineno, file=None, line=None) -> None:

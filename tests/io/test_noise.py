@@ -348,3 +348,25 @@ def test_rgb_pooled_into_rgbx_memory_writes_what_a_packed_copy_writes(tmp_path, 
     assert (tmp_path / f"rgbx.{fmt}").read_bytes() == (tmp_path / f"packed.{fmt}").read_bytes()
     with Image.open(tmp_path / f"rgbx.{fmt}") as written:
         assert written.mode == "RGB" and written.size == (22, 15)
+
+
+def test_pillows_log_records_join_the_error_line(monkeypatch, capsys):
+    """Pillow logs some refusals ("More samples per pixel than can be decoded") instead of
+    warning: while a file decodes they go into its error line, and the PIL logger is left as found."""
+    import logging
+
+    import poolcli.io.pictures as pictures
+
+    logger = logging.getLogger("PIL")
+    handlers, propagate = list(logger.handlers), logger.propagate
+
+    def logged(frame, name, share=False):
+        logging.getLogger("PIL.TiffImagePlugin").error("More samples per pixel than can be decoded: %s", 65535)
+        raise OSError("decoder error -2")
+
+    monkeypatch.setattr(pictures, "_frame_pixels", logged)
+    with pytest.raises(InputError) as caught:
+        load_image(SAMPLES / "odd.png")
+    assert "More samples per pixel than can be decoded: 65535" in caught.value.what
+    assert capsys.readouterr().err == ""
+    assert logger.handlers == handlers and logger.propagate == propagate
