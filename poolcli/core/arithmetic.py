@@ -11,6 +11,7 @@ why an output has the size it has, e.g. d2l's ``nn.MaxPool2d(3, padding=1, strid
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterable
@@ -203,3 +204,120 @@ def format_shape(shape: Iterable[int]) -> str:
 def ceil_div(a: int, b: int) -> int:
     """⌈a/b⌉ for ints."""
     return -((-a) // b)
+
+
+def conv_transpose_output_size(
+    n: int, kernel: int, stride: int, padding: int, output_padding: int = 0, dilation: int = 1
+) -> SizeResult:
+    """Output length of a transposed convolution, exactly as torch's ``conv_transpose2d``:
+    (n − 1)·s − 2p + d·(k − 1) + output_padding + 1.
+
+    The conv-arithmetic paper's relationship 14: a 3-wide conv with s=2, p=1 takes i=6 to 3; its
+    transpose takes 3 back to 6 with output_padding a = (6 + 2·1 − 3) mod 2 = 1::
+
+        >>> conv_transpose_output_size(3, 3, 2, 1, 1).formula
+        '(3 − 1)·2 − 2·1 + 1·(3 − 1) + 1 + 1 = 6'
+
+    d2l's X = [[0, 1], [2, 3]] with a 2x2 kernel at stride 1 gives 3x3::
+
+        >>> conv_transpose_output_size(2, 2, 1, 0).size
+        3
+    """
+    size = (n - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+    return SizeResult(size, f"({n} − 1)·{stride} − 2·{padding} + {dilation}·({kernel} − 1) + {output_padding} + 1 = {size}")
+
+
+def output_padding_for(n: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
+    """The output_padding that takes a conv's output back to its input length n (relationship 14's
+    a = (n + 2p − d·(k − 1) − 1) mod s): a 3-wide conv with s=2, p=1 on 6 needs 1, on 5 needs 0.
+
+    >>> output_padding_for(6, 3, 2, 1), output_padding_for(5, 3, 2, 1)
+    (1, 0)
+    """
+    return (n + 2 * padding - dilation * (kernel - 1) - 1) % stride
+
+
+def upsample_output_size(n: int, scale: float | None, size: int | None) -> SizeResult:
+    """Output length of ``F.interpolate``: the given size, or ⌊n · scale⌋ as torch computes it
+    (``floor(float(n * scale))``).
+
+    >>> upsample_output_size(28, 2.0, None).formula
+    '⌊28·2⌋ = 56'
+    >>> upsample_output_size(5, 1.5, None).size, upsample_output_size(5, None, 9).formula
+    (7, 'size = 9')
+    """
+    if size is not None:
+        return SizeResult(size, f"size = {size}")
+    assert scale is not None
+    result = math.floor(float(n * scale))
+    return SizeResult(result, f"⌊{n}·{scale:g}⌋ = {result}")
+
+
+def fraction_text(value: Fraction | int | float) -> str:
+    """A jump as the table writes it: whole numbers as they are, fractions as ``1/2``.
+
+    >>> fraction_text(Fraction(1, 2)), fraction_text(Fraction(4)), fraction_text(Fraction(5, 3))
+    ('1/2', '4', '5/3')
+    """
+    value = Fraction(value)
+    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+
+
+class Ratio(Fraction):
+    """A stage's input steps per output step where its windows do not repeat every output (an
+    upsample by 7/5, or with align_corners): ``field_back`` then bounds n outputs' inputs by
+    ⌈(n − 1)·ratio⌉ + span."""
+
+
+def field_back(count: int, span: int | Fraction, stride: int | Fraction) -> tuple[int, bool]:
+    """How many consecutive inputs of one stage ``count`` consecutive outputs read at most, and
+    whether that many is reached wherever the outputs lie (not only at the best alignment).
+
+    A shrinking stage (stride ≥ 1) reads (count − 1)·s + span. An enlarging one (stride 1/u, span in
+    output steps: output o reads the inputs i with i·u in a window of ``span`` positions) reads the
+    multiples of u in count − 1 + span consecutive positions: ⌈(count − 1 + span)/u⌉ at the best
+    alignment, one fewer at others unless u divides that length. A 2x bilinear upsample (span 4):
+
+        >>> field_back(1, 4, Fraction(1, 2)), field_back(2, 4, Fraction(1, 2)), field_back(3, 2, 2)
+        ((2, True), (3, False), (6, True))
+    """
+    if isinstance(stride, Ratio):
+        return math.ceil((count - 1) * stride) + int(span), False
+    stride = Fraction(stride)
+    if stride >= 1:
+        return math.ceil((count - 1) * stride) + int(span), stride.denominator == 1
+    up = stride.denominator
+    length = count - 1 + int(span)
+    return -(-length // up), length % up == 0
+
+
+def receptive_field(steps: Iterable[tuple[int | Fraction, int | Fraction]]) -> tuple[int, bool]:
+    """The receptive field of one output of the last of ``steps`` ((span, stride) per stage, first
+    stage first), in pixels of the first stage's input, walked back stage by stage; and whether it
+    is exact (False: an upper bound, the table writes ``≤``).
+
+    For shrinking stages it equals DESIGN §2's r + (k_eff − 1)·j; through enlarging ones that
+    chain rule can fall short (a stride-2 2x2 convtranspose then a 2x bilinear upsample reaches 2
+    input pixels, where r + (n − 1)·j gives 1.5), so the n − 1 steps between an output's first and
+    last input are carried back through every stage, rounding up at each::
+
+        >>> receptive_field([(2, Fraction(1, 2)), (4, Fraction(1, 2))])
+        (2, True)
+        >>> receptive_field([(5, 1), (2, 2), (5, 1), (2, 2)])
+        (16, True)
+
+    Exactness: the walk starts from one output, which can lie anywhere, so the best alignment of
+    every enlarging stage is reachable until a stride > 1 fixes the alignment; past that an
+    enlarging stage whose count depends on the alignment makes the result a bound.
+    """
+    count, exact, free = 1, True, True
+    for span, stride in reversed(list(steps)):
+        count, aligned = field_back(count, span, stride)
+        if isinstance(stride, Ratio):
+            exact, free = False, False
+        elif stride < 1:
+            exact = exact and (free or aligned)
+        elif stride != 1:
+            exact = exact and aligned
+            free = False
+    return count, exact

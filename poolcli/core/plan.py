@@ -15,6 +15,7 @@ measures (seconds per stage, how the output was normalised) travels beside it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Iterable, Sequence
 
 from ..errors import PlanError
@@ -39,6 +40,8 @@ class StagePlan:
     ops: int
     notes: tuple[str, ...] = ()
     pairs_with: int | None = None  # for maxunpool: the index of its maxpool
+    jump_fraction: tuple[Fraction, Fraction] = (Fraction(1), Fraction(1))  # the jump exactly (1/2 after a 2x upsample)
+    field_exact: tuple[bool, bool] = (True, True)  # False: receptive_field is an upper bound (the table writes ≤)
 
     @property
     def op(self) -> str:
@@ -142,6 +145,7 @@ class Pipeline:
             raise PlanError(f"input shape {ar.format_shape(shape)} is not N×C×H×W with sizes ≥ 1", "")
         ctx = PlanContext()
         field_h, field_w = ar.Field(), ar.Field()
+        steps: list[tuple[Any, Any]] = []
         plans: list[StagePlan] = []
         for index, stage in enumerate(self.stages):
             ctx.index = index
@@ -150,18 +154,36 @@ class Pipeline:
                 (span_h, stride_h), (span_w, stride_w) = inference.field_step
                 field_h = field_h.through(span_h, stride_h)
                 field_w = field_w.through(span_w, stride_w)
+                steps.append(inference.field_step)
+            sizes, exact = _receptive_field(steps, (field_h, field_w))
             plans.append(StagePlan(
                 index=index,
                 stage=stage,
                 input_shape=shape,
                 output_shape=inference.output_shape,
                 formula=inference.formula,
-                receptive_field=(ar.number(field_h.size), ar.number(field_w.size)),
+                receptive_field=sizes,
                 jump=(ar.number(field_h.jump), ar.number(field_w.jump)),
                 params_count=inference.params_count,
                 ops=inference.ops,
                 notes=tuple(inference.notes),
                 pairs_with=inference.pairs_with,
+                jump_fraction=(field_h.jump, field_w.jump),
+                field_exact=exact,
             ))
             shape = inference.output_shape
         return Plan(tuple(int(d) for d in input_shape), tuple(plans))
+
+
+def _receptive_field(steps: list[tuple[Any, Any]], fields: tuple[ar.Field, ar.Field]) -> tuple[tuple[Any, Any], tuple[bool, bool]]:
+    """The receptive field (h, w) after ``steps`` and whether each is exact.
+
+    Through shrinking stages only, DESIGN §2's chain rule r += (k_eff − 1)·j (``ar.Field``). Once a
+    stage has enlarged (a jump below 1) the chain rule can fall short, so the field is walked back
+    from one output through every stage (``ar.receptive_field``): a bound where not exact.
+    """
+    if not any(Fraction(stride) < 1 or isinstance(stride, ar.Ratio) for step in steps for _, stride in step):
+        return (ar.number(fields[0].size), ar.number(fields[1].size)), (True, True)
+    h, exact_h = ar.receptive_field([step[0] for step in steps])
+    w, exact_w = ar.receptive_field([step[1] for step in steps])
+    return (h, w), (exact_h, exact_w)

@@ -1,6 +1,7 @@
 """Tiled execution's geometry: which input region each output tile needs.
 
-A pipeline of local stages (windowed pools, conv, pad, activations, grayscale) computes any block
+A pipeline of local stages (windowed pools, conv, convtranspose, upsample by 2ᵏ, pad, activations,
+grayscale) computes any block
 of its output from a bounded block of its input: the receptive field, walked back stage by stage
 through each op's ``windows()``. ``tile_region`` does that walk for one output tile. Pure Python:
 no pixels, no numpy, no torch; ``run.run_tiled`` executes what is planned here, and
@@ -51,6 +52,8 @@ def axis_input_range(window: AxisWindow, length: int, start: int, stop: int) -> 
     """
     first = start * window.stride - window.before
     end = (stop - 1) * window.stride - window.before + window.span
+    if window.enlarging:
+        return _enlarging_input_range(window, length, start, first, end)
     lo = max(0, (first // window.stride) * window.stride)
     hi = min(length, end)
     need = min(window.min_length, length)
@@ -59,6 +62,31 @@ def axis_input_range(window: AxisWindow, length: int, start: int, stop: int) -> 
     if hi - lo < need:
         lo = max(0, ((hi - need) // window.stride) * window.stride)
     return lo, hi
+
+
+def _enlarging_input_range(window: AxisWindow, length: int, start: int, first: int, end: int) -> tuple[int, int]:
+    """An enlarging stage (up = u): the inputs i with i·u in [first, end), and ``lo`` no later than
+    ⌊start/u⌋, so that the tile's own output (which starts at lo·u) holds output ``start``.
+
+    A 2x nearest upsample (output o reads input ⌊o/2⌋) to outputs [5, 9) reads inputs [2, 5)::
+
+        >>> axis_input_range(AxisWindow(2, 1, 1, 0, up=2, enlarging=True), 10, 5, 9)
+        (2, 5)
+    """
+    up = window.up
+    lo = min(max(0, min(-(-first // up), start // up)), length - 1)  # output padding reads no input
+    hi = min(length, -(-end // up))
+    return lo, max(hi, min(length, lo + window.min_length))
+
+
+def output_offset(window: AxisWindow, lo: int) -> int:
+    """Where a stage's output on a tile that starts at input ``lo`` lies in its whole output:
+    lo / stride for a shrinking stage (lo is a multiple of the stride), lo·u for an enlarging one.
+
+    >>> output_offset(AxisWindow(2, 2, 0, 0), 6), output_offset(AxisWindow(3, 1, 1, 0, up=2, enlarging=True), 6)
+    (3, 12)
+    """
+    return lo * window.up // window.stride
 
 
 @dataclass(frozen=True)
@@ -83,7 +111,7 @@ def _axis_walk(windows: Sequence[AxisWindow], lengths: Sequence[int], start: int
     spans: list[int] = []
     for window, length in zip(reversed(windows), reversed(lengths)):
         lo, hi = axis_input_range(window, length, start, stop)
-        offset = lo // window.stride
+        offset = output_offset(window, lo)
         crops.append((start - offset, stop - offset))
         spans.append(hi - lo)
         start, stop = lo, hi

@@ -18,32 +18,37 @@ from typing import Any
 import numpy as np
 
 
-def random_uniform_weights(seed: int, shape: tuple[int, ...], fan_in: int, with_bias: bool):
-    """torch's default init range U(−1/√fan_in, 1/√fan_in), drawn from numpy for any engine."""
+def random_uniform_weights(seed: int, shape: tuple[int, ...], fan_in: int, with_bias: bool, outputs: int | None = None):
+    """torch's default init range U(−1/√fan_in, 1/√fan_in), drawn from numpy for any engine;
+    ``outputs`` biases (default: shape[0])."""
     rng = np.random.default_rng(seed)
     bound = 1.0 / math.sqrt(fan_in)
     weight = rng.uniform(-bound, bound, size=shape).astype(np.float32)
-    bias = rng.uniform(-bound, bound, size=shape[0]).astype(np.float32) if with_bias else None
+    bias = rng.uniform(-bound, bound, size=outputs or shape[0]).astype(np.float32) if with_bias else None
     return weight, bias
 
 
 def conv_weights(stage: Any, channels: int, seed: int) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """(weight O×I×kh×kw, bias O or None, groups) of a conv stage on ``channels`` input channels."""
+    """(weight, bias or None, groups) of a conv stage on ``channels`` input channels: the weight in
+    torch's layout, O×I/groups×kh×kw for conv and I×O/groups×kh×kw for convtranspose (whose
+    default init's fan_in, its dim 1 times the kernel, is the same expression)."""
     shape, groups = stage.weight_shape(channels)
     if stage.kernel is None:
         fan_in = shape[1] * shape[2] * shape[3]
-        weight, bias = random_uniform_weights(seed, shape, fan_in, stage.bias is True)
+        outputs = shape[1] * groups if stage.op == "convtranspose" else shape[0]
+        weight, bias = random_uniform_weights(seed, shape, fan_in, stage.bias is True, outputs)
         if not isinstance(stage.bias, bool) and stage.bias != 0:  # a given constant bias
-            bias = np.full(shape[0], float(stage.bias), dtype=np.float32)
+            bias = np.full(outputs, float(stage.bias), dtype=np.float32)
         return weight, bias, groups
     kernel = np.asarray(stage.kernel, dtype=np.float32)
     if kernel.ndim == 2:
         weight = np.broadcast_to(kernel, shape)
-    elif kernel.ndim == 3:
-        weight = kernel[:, None] if stage.channels == "depthwise" else kernel[None]
+    elif kernel.ndim == 3:  # a transposed conv's layout is I × O/groups: one kernel per input channel either way
+        weight = kernel[:, None] if stage.channels == "depthwise" or stage.op == "convtranspose" else kernel[None]
     else:
         weight = kernel
-    bias = np.full(shape[0], float(stage.bias), dtype=np.float32) if stage.has_bias else None
+    outputs = shape[1] * groups if stage.op == "convtranspose" else shape[0]
+    bias = np.full(outputs, float(stage.bias), dtype=np.float32) if stage.has_bias else None
     return np.array(weight, dtype=np.float32, order="C"), bias, groups  # a writable copy for torch
 
 

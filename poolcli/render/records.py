@@ -16,7 +16,7 @@ from ..core.plan import Plan, StagePlan
 
 def stage_record(stage: StagePlan, seconds: float | None = None) -> dict[str, Any]:
     """One stage as DESIGN.md §4's JSON object."""
-    return {
+    record = {
         "index": stage.index,
         "op": stage.op,
         "params": stage.stage.params(),
@@ -29,6 +29,11 @@ def stage_record(stage: StagePlan, seconds: float | None = None) -> dict[str, An
         "ops": stage.ops,
         "seconds": None if seconds is None else round(seconds, 6),
     }
+    if any(j.denominator != 1 for j in stage.jump_fraction):  # 1/3 exactly, beside the rounded number
+        record["jump_fraction"] = [str(j) for j in stage.jump_fraction]
+    if not all(stage.field_exact):  # receptive_field is an upper bound on these axes
+        record["receptive_field_exact"] = list(stage.field_exact)
+    return record
 
 
 def record(

@@ -46,8 +46,9 @@ def plan_rows(plan: Plan, seconds: Sequence[float] | None = None) -> list[list[s
             _cell_shape(stage.output_shape),
             h_cell,
             w_cell,
-            _field(stage.receptive_field),
-            _field(stage.jump),
+            _field(tuple(("" if exact else "≤") + str(size)
+                         for size, exact in zip(stage.receptive_field, stage.field_exact))),
+            _field(tuple(ar.fraction_text(j) for j in stage.jump_fraction)),
             f"{stage.params_count:,}",
             ar.human_count(stage.ops),
         ]

@@ -184,8 +184,22 @@ def pad_stage(draw) -> str:
     return f"pad:padding=({amounts}),mode={mode}{value}"
 
 
+@st.composite
+def decoder_stage(draw) -> str:
+    """The enlarging stages that tile: convtranspose with any geometry, upsample by 1, 2 or 4."""
+    if draw(st.booleans()):
+        kernel = draw(st.sampled_from(["filter=box,k=3", "weight=1 2; -1 0.5", "weight=0 1; 2 3", "filter=sobel-x"]))
+        stride, dilation, padding = draw(_pair(1, 3)), draw(_pair(1, 2)), draw(_pair(0, 2))
+        output_padding = [draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation)]
+        bias = draw(st.sampled_from(["", ",bias=0.1"]))
+        return (f"convtranspose:{kernel},s={stride[0]}x{stride[1]},d={dilation[0]}x{dilation[1]},"
+                f"p={padding[0]}x{padding[1]},output_padding={output_padding[0]}x{output_padding[1]}{bias}")
+    factor = draw(st.sampled_from(["1", "2", "4", "2x1", "(1,4)"]))
+    return f"upsample:{factor},mode={draw(st.sampled_from(['nearest', 'bilinear', 'bicubic']))}"
+
+
 local_stage = st.one_of(
-    window_stage(), conv_stage(), pad_stage(),
+    window_stage(), conv_stage(), pad_stage(), decoder_stage(),
     st.sampled_from(["relu", "sigmoid", "tanh", "leakyrelu:0.2", "grayscale"]),
 )
 

@@ -15,15 +15,17 @@ from ...errors import SpecError
 from .adaptive import AdaptiveAvgPool, AdaptiveMaxPool, FractionalMaxPool, GlobalAvgPool, GlobalMaxPool
 from .base import POINTWISE, AxisWindow, Inference, PlanContext, Shape, Stage
 from .conv import Conv
+from .conv_transpose import ConvTranspose
 from .dense import Flatten, Linear
 from .pad import Pad
 from .pointwise import Grayscale, LeakyReLU, ReLU, Sigmoid, Tanh
 from .pools import AvgPool, LPPool, MaxPool, MedianPool, MinPool
 from .unpool import MaxUnpool
+from .upsample import Upsample
 
 OPS: tuple[type[Stage], ...] = (
     MaxPool, AvgPool, MinPool, LPPool, MedianPool, AdaptiveMaxPool, AdaptiveAvgPool,
-    GlobalMaxPool, GlobalAvgPool, FractionalMaxPool, MaxUnpool, Pad, Conv,
+    GlobalMaxPool, GlobalAvgPool, FractionalMaxPool, MaxUnpool, Pad, Conv, ConvTranspose, Upsample,
     ReLU, Sigmoid, Tanh, LeakyReLU, Grayscale, Flatten, Linear,
 )
 

@@ -25,7 +25,10 @@ ALIASES = {"kernel_size": "k", "stride": "s", "padding": "p", "dilation": "d", "
 
 @dataclass(frozen=True)
 class AxisWindow:
-    """One stage along one axis: output o reads input [o·stride − before, o·stride − before + span).
+    """One stage along one axis: output o reads the inputs i with i·up in [o·stride − before,
+    o·stride − before + span): for a shrinking stage (up = 1) the input [o·stride − before,
+    o·stride − before + span); for an enlarging one (stride 1, up = u) the inputs whose u-fold
+    positions fall in that window.
 
     ``min_length``: the shortest tile the stage can run on and still pad as the whole image does
     (reflect padding p reads p + 1 real pixels).
@@ -36,6 +39,8 @@ class AxisWindow:
     before: int
     after: int
     min_length: int = 1
+    up: int = 1
+    enlarging: bool = False  # convtranspose and upsample, even at factor 1: the tile's output starts at lo·up
 
 
 POINTWISE = AxisWindow(1, 1, 0, 0)
@@ -161,7 +166,7 @@ class Stage:
             value = getattr(self, f.name)
             if value == f.default or value is None or value == self.label_defaults.get(f.name, f.default):
                 continue
-            if f.name == "stride" and value == getattr(self, "kernel_size", None):
+            if f.name == "stride" and f.default is None and value == getattr(self, "kernel_size", None):
                 continue
             parts.append(f"{ALIASES.get(f.name, f.name)}={compact(value)}")
         return f"{self.op}:{','.join(parts)}" if parts else self.op

@@ -17,9 +17,11 @@ from ..luma import luma
 from ..weights import conv_weights, linear_weights
 from .adaptive import adaptive_avg_pool2d, adaptive_max_pool2d
 from .conv import conv2d
+from .conv_transpose import conv_transpose2d
 from .planes import max_unpool2d, pad2d
 from .pointwise import leaky_relu, relu, sigmoid, tanh
 from .pools import avg_pool2d, avg_pool2d_quantized, lp_pool2d, max_pool2d, median_pool2d, min_pool2d
+from .upsample import upsample2d
 from .windows import threads
 
 Kernel = Callable[[Any, np.ndarray, Any], np.ndarray]
@@ -106,6 +108,19 @@ def _conv(stage: ops.Conv, x: np.ndarray, run: Any) -> np.ndarray:
     weight, bias, groups = conv_weights(stage, x.shape[1], run.stage_seed(stage))
     return conv2d(x, weight, bias, stage.stride, (0, 0), stage.dilation, stage.padding_mode, groups,
                   padding_lrtb=stage.padding_lrtb())
+
+
+@kernel(ops.ConvTranspose)
+def _convtranspose(stage: ops.ConvTranspose, x: np.ndarray, run: Any) -> np.ndarray:
+    weight, bias, groups = conv_weights(stage, x.shape[1], run.stage_seed(stage))
+    return conv_transpose2d(x, weight, bias, stage.stride, stage.padding, stage.output_padding, stage.dilation, groups)
+
+
+@kernel(ops.Upsample)
+def _upsample(stage: ops.Upsample, x: np.ndarray, run: Any) -> np.ndarray:
+    rh, rw = stage.sizes(*x.shape[-2:])
+    factors = None if stage.recompute_scale_factor else stage.scale_factor
+    return upsample2d(x, (rh.size, rw.size), stage.mode, bool(stage.align_corners), factors)
 
 
 @kernel(ops.ReLU)

@@ -162,6 +162,27 @@ def _conv(stage: ops.Conv, x, run):
     return F.conv2d(x, w, b, stage.stride, 0, stage.dilation, groups)
 
 
+@kernel(ops.ConvTranspose)
+def _convtranspose(stage: ops.ConvTranspose, x, run):
+    weight, bias, groups = conv_weights(stage, x.shape[1], run.stage_seed(stage))
+    x = x if x.is_floating_point() else x.float()
+    w = torch.from_numpy(weight).to(x.device)
+    b = torch.from_numpy(bias).to(x.device) if bias is not None else None
+    return F.conv_transpose2d(x, w, b, stage.stride, stage.padding, stage.output_padding, groups, stage.dilation)
+
+
+@kernel(ops.Upsample)
+def _upsample(stage: ops.Upsample, x, run):
+    """``F.interpolate``; nearest on integers through float32 where torch's kernel has no integer
+    version (CUDA, uint16), which holds every 8- and 16-bit value exactly."""
+    source = x
+    if not x.is_floating_point() and (stage.mode != "nearest" or x.device.type != "cpu" or x.dtype != torch.uint8):
+        source = x.float()
+    y = F.interpolate(source, size=stage.size, scale_factor=stage.scale_factor, mode=stage.mode,
+                      align_corners=stage.align_corners, recompute_scale_factor=stage.recompute_scale_factor)
+    return y.to(x.dtype) if stage.mode == "nearest" else y
+
+
 @kernel(ops.ReLU)
 def _relu(stage, x, run):
     return x.relu()

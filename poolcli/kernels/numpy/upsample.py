@@ -1,0 +1,102 @@
+"""``F.interpolate`` on numpy arrays: nearest, bilinear and bicubic, by torch's source-index rules.
+
+Per axis, each output's source cells and weights are computed once (a few vectors); the plane is
+then gathered and weighed along H, then along W. No loop over pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CUBIC_A = -0.75  # Keys' cubic convolution coefficient, as torch's bicubic
+
+
+def source_scale(n_in: int, n_out: int, align_corners: bool, scale_factor: float | None) -> float:
+    """Input steps per output step as torch's kernels compute it (``area_pixel_compute_scale``)."""
+    if align_corners:
+        return (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    if scale_factor is not None and scale_factor > 0:
+        return 1.0 / scale_factor
+    return n_in / n_out
+
+
+def nearest_indices(n_in: int, n_out: int, scale_factor: float | None) -> np.ndarray:
+    """torch's nearest source index: o itself for equal sizes, o >> 1 for twice the size, else
+    min(⌊o · scale⌋, n_in − 1) in float32. Nearest of 2 onto 4 reads [0, 0, 1, 1]."""
+    if n_out == n_in:
+        return np.arange(n_out)
+    if n_out == 2 * n_in:
+        return np.arange(n_out) >> 1
+    scale = np.float32(source_scale(n_in, n_out, False, scale_factor))
+    positions = np.floor(np.arange(n_out, dtype=np.float32) * scale).astype(np.int64)
+    return np.minimum(positions, n_in - 1)
+
+
+def _positions(n_in: int, n_out: int, align_corners: bool, scale_factor: float | None, cubic: bool) -> np.ndarray:
+    scale = source_scale(n_in, n_out, align_corners, scale_factor)
+    o = np.arange(n_out, dtype=np.float64)
+    if align_corners:
+        return scale * o
+    positions = scale * (o + 0.5) - 0.5
+    return positions if cubic else np.maximum(positions, 0.0)
+
+
+def linear_taps(n_in: int, n_out: int, align_corners: bool, scale_factor: float | None):
+    """Bilinear along one axis: (indices 2 × n_out, weights 2 × n_out). The source position lies
+    between cells i and i + 1 (clamped to the plane); the weights are 1 − λ and λ.
+
+    Doubling 2 cells: positions [0, 0.25, 0.75, 1.25] → weights of cell 0: [1, 0.75, 0.25, 0]."""
+    positions = _positions(n_in, n_out, align_corners, scale_factor, cubic=False)
+    first = np.floor(positions).astype(np.int64)
+    first = np.minimum(first, n_in - 1)
+    second = np.minimum(first + 1, n_in - 1)
+    lam = (positions - first).astype(np.float32)
+    lam = np.where(first == n_in - 1, np.float32(0), lam).astype(np.float32)
+    return np.stack([first, second]), np.stack([np.float32(1) - lam, lam])
+
+
+def cubic_taps(n_in: int, n_out: int, align_corners: bool, scale_factor: float | None):
+    """Bicubic along one axis: cells ⌊x⌋ − 1 … ⌊x⌋ + 2 (clamped to the plane) and Keys' weights
+    (A = −0.75) of t = x − ⌊x⌋: (indices 4 × n_out, weights 4 × n_out)."""
+    positions = _positions(n_in, n_out, align_corners, scale_factor, cubic=True)
+    floor = np.floor(positions)
+    t = (positions - floor).astype(np.float32)
+    a = np.float32(CUBIC_A)
+
+    def near(v):  # |v| ≤ 1
+        return ((a + 2) * v - (a + 3)) * v * v + 1
+
+    def far(v):  # 1 < |v| < 2
+        return ((a * v - 5 * a) * v + 8 * a) * v - 4 * a
+
+    weights = np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)]).astype(np.float32)
+    start = floor.astype(np.int64) - 1
+    indices = np.clip(start[None, :] + np.arange(4)[:, None], 0, n_in - 1)
+    return indices, weights
+
+
+def _weigh(x: np.ndarray, indices: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
+    """Σ_t weights[t] · x gathered at indices[t] along ``axis`` (−2 or −1), in float32."""
+    shape = [1] * x.ndim
+    shape[axis] = weights.shape[1]
+    out = np.take(x, indices[0], axis=axis) * weights[0].reshape(shape)
+    for index, weight in zip(indices[1:], weights[1:]):
+        out += np.take(x, index, axis=axis) * weight.reshape(shape)
+    return out
+
+
+def upsample2d(x, size: tuple[int, int], mode: str, align_corners: bool, scale_factor: tuple[float, float] | None):
+    """``F.interpolate(x, size, mode=mode, align_corners=align_corners)`` with torch's own scales
+    (``scale_factor`` where given and not recomputed). Nearest keeps the dtype; the others give
+    float32."""
+    (ho, wo), (h, w) = size, x.shape[-2:]
+    factors = scale_factor or (None, None)
+    if mode == "nearest":
+        rows = nearest_indices(h, ho, factors[0])
+        cols = nearest_indices(w, wo, factors[1])
+        return np.take(np.take(x, rows, axis=-2), cols, axis=-1)
+    taps = linear_taps if mode == "bilinear" else cubic_taps
+    planar = np.asarray(x, dtype=np.float32)
+    rows = taps(h, ho, align_corners, factors[0])
+    cols = taps(w, wo, align_corners, factors[1])
+    return _weigh(_weigh(planar, *cols, axis=-1), *rows, axis=-2)
