@@ -68,9 +68,20 @@ class Quantizer:
             return backend.to_numpy(scaled).astype(self.dtype)
 
 
+# Float round-off is not "out of range" (DESIGN §1): a bilinear weighing of 8-bit 255s gives
+# 255.00002, 1.0000001 in unit scale. Values this close to [0, 1] round to the same integers as
+# their clipped selves; ``auto`` keeps them, where a stretch would move every other pixel.
+ROUND_OFF = 2.0**-20
+
+
 def in_unit_range(low: float, high: float) -> bool:
-    """``auto`` keeps an output whose values all lie in [0, 1] (NaN anywhere: stretch)."""
-    return bool(low >= 0 and high <= 1)
+    """``auto`` keeps an output whose values all lie in [0, 1], give or take float round-off
+    (``ROUND_OFF``); NaN anywhere: stretch.
+
+    >>> in_unit_range(0.0, 1.0000001), in_unit_range(-1e-7, 0.5), in_unit_range(0.0, 1.001)
+    (True, True, False)
+    """
+    return bool(low >= -ROUND_OFF and high <= 1 + ROUND_OFF)
 
 
 def quantize(result: Any, bit_depth: int, normalize: str = "auto", stage: tuple[Any, float] | None = None,
