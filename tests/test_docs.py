@@ -47,6 +47,9 @@ def test_readme_shows_every_pool_option():
     [
         ["shape", "1x1x28x28", "--pipeline", "../examples/lenet.toml"],
         ["explain", "--matrix", "0 1 2; 3 4 5; 6 7 8", "-S", "maxpool:2,s=1", "--only", "0,0"],
+        ["shape", "coffee.png", "--pipeline", "../examples/conv_encoder_decoder.toml"],
+        ["shape", "1x3x240x360", "-S", "nn.Conv2d(3, 8, 3, stride=2, padding=1)", "-S",
+         "nn.ConvTranspose2d(8, 3, 3, stride=2, padding=1)"],
     ],
 )
 def test_readme_examples_are_what_the_command_prints(invoke, monkeypatch, args):

@@ -810,6 +810,8 @@ GLOBAL_OPS = {"globalmaxpool": "max", "globalavgpool": "avg"}
 ACTIVATION_OPS = ("relu", "sigmoid", "tanh", "leakyrelu")
 UNEXPLAINED = {
     "fractionalmaxpool": "its windows come from torch's random generator",
+    "convtranspose": "its walkthrough (each input value times the kernel) is not written yet",
+    "upsample": "its walkthrough (each output's source cells and weights) is not written yet",
 }
 
 

@@ -25,6 +25,10 @@ EVERY_STAGE = [
     ["conv:filter=gaussian,k=5,padding=same,padding_mode=reflect"], ["conv:weight=1 2; 3 4,bias=0.1,s=2"],
     ["conv:filter=laplacian,channels=sum"], ["nn.Conv2d(3, 4, kernel_size=3, padding=1)"], ["relu"], ["sigmoid"],
     ["tanh"], ["leakyrelu:0.2"], ["grayscale"], ["flatten", "linear:5"],
+    ["nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1)"],
+    ["convtranspose:filter=box,k=2,s=2,channels=sum,bias=0.1"], ["nn.ConvTranspose2d(3, 6, 2, stride=2, groups=3)"],
+    ["upsample:2"], ["upsample:3x1.5,mode=bilinear"], ["nn.UpsamplingBilinear2d(size=(40, 31))"],
+    ["upsample:2,mode=bicubic"],
 ]
 
 
