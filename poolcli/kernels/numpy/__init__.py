@@ -8,12 +8,13 @@ Both engines give torch's numbers (tests/kernels).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
 from ...core import ops
 from ..luma import luma
+from ..registry import KernelTable
 from ..weights import conv_weights, linear_weights
 from .adaptive import adaptive_avg_pool2d, adaptive_max_pool2d
 from .conv import conv2d
@@ -24,19 +25,13 @@ from .pools import avg_pool2d, avg_pool2d_quantized, lp_pool2d, max_pool2d, medi
 from .upsample import upsample2d
 from .windows import threads
 
-Kernel = Callable[[Any, np.ndarray, Any], np.ndarray]
-KERNELS: dict[type, Kernel] = {}
+TABLE = KernelTable()
+KERNELS = TABLE.kernels
+kernel = TABLE.kernel
+apply = TABLE.apply
+missing_kernels = TABLE.missing
 
 __all__ = ["KERNELS", "apply", "missing_kernels", "quantized_average", "takes_integers", "threads"]
-
-
-def kernel(*classes: type) -> Callable[[Kernel], Kernel]:
-    def register(function: Kernel) -> Kernel:
-        for cls in classes:
-            KERNELS[cls] = function
-        return function
-
-    return register
 
 
 @kernel(ops.MaxPool)
@@ -189,12 +184,3 @@ def quantized_average(stage: Any, x: np.ndarray) -> np.ndarray | None:
         return None  # averages above 255: auto would stretch them
     return avg_pool2d_quantized(x, stage.kernel_size, stage.stride, stage.padding, stage.ceil_mode,
                                 stage.count_include_pad, stage.divisor_override)
-
-
-def missing_kernels(stages: Iterable[Any]) -> list[str]:
-    """The ops in ``stages`` that the numpy engine cannot run (empty: it can run them all)."""
-    return [stage.op for stage in stages if type(stage) not in KERNELS]
-
-
-def apply(stage: Any, x: np.ndarray, run: Any) -> np.ndarray:
-    return KERNELS[type(stage)](stage, x, run)

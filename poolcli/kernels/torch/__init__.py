@@ -7,30 +7,20 @@ numpy kernels and the textbook loops are tested against.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from ...core import ops
 from ..luma import FIXED_POINT_SHIFT, FIXED_POINT_WEIGHTS, FLOAT_WEIGHTS
+from ..registry import KernelTable
 from ..weights import conv_weights, linear_weights
 
-Kernel = Callable[[Any, Any, Any], Any]
-KERNELS: dict[type, Kernel] = {}
-
-
-def kernel(*classes: type) -> Callable[[Kernel], Kernel]:
-    def register(function: Kernel) -> Kernel:
-        for cls in classes:
-            KERNELS[cls] = function
-        return function
-
-    return register
-
-
-def apply(stage: Any, x: Any, run: Any) -> Any:
-    return KERNELS[type(stage)](stage, x, run)
+TABLE = KernelTable()
+KERNELS = TABLE.kernels
+kernel = TABLE.kernel
+apply = TABLE.apply
 
 
 def pool_source(x):
