@@ -138,8 +138,7 @@ class ConvTranspose(Conv):
         return result[0], result[1]
 
     def scratch_elements(self, input_shape: Shape, output_shape: Shape) -> int:
-        """A float32 copy of the input, the uncropped output and a product buffer of input size."""
+        """A float32 copy of the input, a product buffer of the input's plane for every output
+        channel, and the output relaid out to the input's memory order (an HWC picture)."""
         n, c, h, w = input_shape
-        (sh, sw), (span_h, span_w) = self.stride, self.spans()
-        full = n * output_shape[1] * ((h - 1) * sh + span_h + sh) * ((w - 1) * sw + span_w + sw)
-        return 2 * count(input_shape) + full
+        return count(input_shape) + n * output_shape[1] * h * w + count(output_shape)

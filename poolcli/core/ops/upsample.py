@@ -237,6 +237,11 @@ class Upsample(Stage):
         return result[0], result[1]
 
     def scratch_elements(self, input_shape: Shape, output_shape: Shape) -> int:
-        """A float32 copy of the input and one pass's rows (output height × input width)."""
+        """Nearest: the rows gathered before the columns. The linear modes: a float32 copy of the
+        input, the width pass (its sum, a gathered copy and a product: 3 × H_in × W_out) and the
+        height pass's gathered copy and product (2 × the output)."""
         n, c, h, w = input_shape
-        return count(input_shape) + n * c * output_shape[2] * w * 2
+        ho, wo = output_shape[2], output_shape[3]
+        if self.mode == "nearest":
+            return n * c * ho * w
+        return count(input_shape) + n * c * (3 * h * wo + 2 * ho * wo)

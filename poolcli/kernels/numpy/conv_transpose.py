@@ -9,15 +9,27 @@ from .conv import _like
 from .windows import Pair
 
 
+def _landing(n: int, n_out: int, offset: int, stride: int) -> tuple[int, int, int]:
+    """For one kernel offset (offset = k·d − p): the inputs [lo, hi) whose values land inside the
+    output, and the first output they land on (input i lands on i·s + offset).
+
+    >>> _landing(4, 5, -1, 2)  # inputs 1..2 land on 1 and 3; input 0 in the padding, 3 beyond
+    (1, 3, 1)
+    """
+    lo = max(0, -(offset // stride))
+    hi = max(lo, min(n, (n_out - 1 - offset) // stride + 1))
+    return lo, hi, lo * stride + offset
+
+
 def conv_transpose2d(x, weight, bias, stride: Pair, padding: Pair, output_padding: Pair, dilation: Pair,
                      groups: int) -> np.ndarray:
     """``F.conv_transpose2d``: d2l's X = [[0, 1], [2, 3]] with K = [[0, 1], [2, 3]] gives
     [[0, 0, 1], [0, 4, 6], [4, 12, 9]].
 
-    For each kernel offset (i, j) and input channel c of a group, the strided view of the uncropped
-    output that offset writes, ``full[..., i·d :: s, j·d :: s]``, gains ``weight[c, o, i, j]`` times
-    channel c for every output channel o of the group; then ``padding`` is cropped from both ends
-    (the end less ``output_padding``). Python loops run over offsets and channels, never pixels.
+    For each kernel offset (i, j) and input channel c of a group, the inputs land on a strided view
+    of the output, ``out[..., i·d − p :: s, j·d − p :: s]`` (those that land inside it, the
+    padding being cropped), which gains ``weight[c, o, i, j]`` times channel c for every output
+    channel o of the group. Python loops run over offsets and channels, never pixels.
     """
     weight = np.asarray(weight, dtype=np.float32)
     planar = np.ascontiguousarray(x, dtype=np.float32)
@@ -27,20 +39,23 @@ def conv_transpose2d(x, weight, bias, stride: Pair, padding: Pair, output_paddin
     (sh, sw), (ph, pw), (oph, opw), (dh, dw) = stride, padding, output_padding, dilation
     ho = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
     wo = (w - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
-    full_h = max((h - 1) * sh + dh * (kh - 1) + 1, ph + ho)
-    full_w = max((w - 1) * sw + dw * (kw - 1) + 1, pw + wo)
-    full = np.zeros((n, groups, og, full_h, full_w), np.float32)
+    out = np.zeros((n, groups, og, ho, wo), np.float32)
     grouped = planar.reshape(n, groups, cg, 1, h, w)
     group_weight = weight.reshape(groups, cg, og, kh, kw)[None, ..., None, None]
     product = np.empty((n, groups, og, h, w), np.float32)
     for i in range(kh):
+        top, bottom, row = _landing(h, ho, i * dh - ph, sh)
         for j in range(kw):
-            view = full[..., i * dh : i * dh + (h - 1) * sh + 1 : sh, j * dw : j * dw + (w - 1) * sw + 1 : sw]
+            left, right, col = _landing(w, wo, j * dw - pw, sw)
+            if top == bottom or left == right:
+                continue
+            rows, cols = bottom - top, right - left
+            view = out[..., row : row + (rows - 1) * sh + 1 : sh, col : col + (cols - 1) * sw + 1 : sw]
+            part = product[..., :rows, :cols]
             for k in range(cg):
-                np.multiply(grouped[:, :, k], group_weight[:, :, k, :, i, j], out=product)
-                view += product
-    out = full.reshape(n, groups * og, full_h, full_w)[..., ph : ph + ho, pw : pw + wo]
-    out = np.ascontiguousarray(out)
+                np.multiply(grouped[:, :, k, :, top:bottom, left:right], group_weight[:, :, k, :, i, j], out=part)
+                view += part
+    out = out.reshape(n, groups * og, ho, wo)
     if bias is not None:
         out += np.asarray(bias, dtype=np.float32)[:, None, None]
-    return _like(x, out)
+    return out if x.flags.c_contiguous else _like(x, out)
