@@ -239,7 +239,7 @@ def explain(
 
     Example: poolcli explain --matrix "0 1 2; 3 4 5; 6 7 8" -S maxpool:2,s=1
     """
-    from ..render.explain import explain_command
+    from .explaining import explain_command
     from .environment import Environment
 
     return ExitStatus(explain_command(matrix, array, stage, pipeline, crop, step, only, Environment()))
