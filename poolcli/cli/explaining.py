@@ -9,6 +9,7 @@ anything, then print each stage's walkthrough (``core.walkthrough``, drawn by ``
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 from ..core.arithmetic import format_shape
@@ -145,11 +146,13 @@ def explain_input(matrix: str | None, path: str | None, crop: str | None) -> tup
 
 def explain_command(
     matrix: str | None, path: str | None, specs: list[str] | None, pipeline_file: str | None,
-    crop: str | None, step: int | None, only: str | None, env: Any,
+    crop: str | None, step: int | None, only: str | None, env: Any, *, animate: str | None = None,
+    fps: float | None = None,
 ) -> int:
     """``poolcli explain``: each stage's walkthrough in turn on a matrix, an array or an image
-    region, the output of one feeding the next. Returns the exit status (0); raises UsageError
-    (or SpecError/PlanError/InputError) for what cannot be explained."""
+    region, the output of one feeding the next; with ``animate`` also the moving picture of every
+    window (``render.animate``). Returns the exit status (0); raises UsageError (or
+    SpecError/PlanError/InputError) for what cannot be explained, before printing anything."""
     from rich.text import Text
 
     from ..core.plan import Pipeline
@@ -164,14 +167,63 @@ def explain_command(
         raise UsageError("--step and --only both given", "use one: --step N (row-major) or --only row,col")
     if step is not None and step < 0:
         raise UsageError(f"--step {step} is negative", "output elements count from 0")
+    frame_rate = check_animation(animate, fps)
     select = Select(step=step, only=parse_only(only) if only is not None else None)
     stages = read_stages(specs, pipeline_file)
     x, introduction, integer = explain_input(matrix, path, crop)
     plan = Pipeline(stages).plan(x.shape)
     check_explainable(plan, select)
+    if animate is not None:
+        check_animatable(plan)
     env.report(Text(introduction, style="bold"))
+    values = x.tolist()
     context = WalkContext(weights=KernelWeights(), integer=integer)
-    for stage_walk in walk(plan, x.tolist(), context=context, select=select):
+    for stage_walk in walk(plan, values, context=context, select=select):
         for part in render(stage_walk):
             env.report(part)
+    if animate is not None:
+        from ..render.animate import animate as draw_animation
+
+        def every_window() -> Any:
+            return walk(plan, values, context=WalkContext(weights=KernelWeights(), integer=integer),
+                        select=Select(every=True))
+
+        frames = draw_animation(every_window, animate, frame_rate)
+        env.info(f"wrote {animate} ({frames} frames)")
     return 0
+
+
+def check_animation(path: str | None, fps: float | None) -> float:
+    """The frame rate of ``--animate``; a UsageError for --fps alone, out of (0, 50], or a file
+    type that is not an animation."""
+    from ..render.animate import DEFAULT_FPS, FORMATS, MAX_FPS
+
+    if path is None:
+        if fps is not None:
+            raise UsageError("--fps without --animate", "add --animate FILE.gif (or .png) to draw the walkthrough")
+        return DEFAULT_FPS
+    if fps is not None and not 0 < fps <= MAX_FPS:
+        raise UsageError(f"--fps {fmt(fps)} is outside (0, {fmt(MAX_FPS)}]", "for example --fps 2 (window frames per second)")
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in FORMATS:
+        raise UsageError(f"--animate {path}: {extension or 'no extension'} is not an animation format",
+                         "use .gif, or .png for an animated PNG")
+    return DEFAULT_FPS if fps is None else fps
+
+
+def check_animatable(plan: Any) -> None:
+    """Refuse, before any output, stages that make no readable picture: above 32×32, or without a grid."""
+    from ..render.animate import MAX_SIDE
+
+    for stage_plan in plan.stages:
+        name = f"stage {stage_plan.index} {stage_plan.stage.label()}"
+        shapes = (stage_plan.input_shape, stage_plan.output_shape)
+        if any(len(shape) != 4 for shape in shapes):
+            raise UsageError(f"--animate: {name} has no grid to draw ({format_shape(shapes[1])})",
+                             "animate the stages before it; the text walkthrough explains it")
+        if any(max(shape[-2:]) > MAX_SIDE for shape in shapes):
+            raise UsageError(
+                f"--animate: {name} is {format_shape(shapes[0])} → {format_shape(shapes[1])}, too big to animate "
+                f"(at most {MAX_SIDE}×{MAX_SIDE} per stage)",
+                "use --crop X,Y,W,H to animate a region",
+            )
