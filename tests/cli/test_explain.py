@@ -174,3 +174,73 @@ def test_explain_does_not_import_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------- --animate
+
+
+def test_animate_writes_the_file_and_keeps_the_text(invoke, tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "d2l.gif"
+    result = invoke("explain", "--matrix", D2L, "-S", "maxpool:2,s=1", "--animate", str(path))
+    assert result.exit_code == 0, result.output
+    assert "max(0, 1, 3, 4) = 4" in result.output
+    assert f"wrote {path} (5 frames)" in result.output
+    with Image.open(path) as image:
+        assert image.n_frames == 5
+
+
+def test_animate_every_window_whatever_step_or_only_shows(invoke, tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "one.png"
+    result = invoke("explain", "--matrix", D2L, "-S", "avgpool:2,s=1", "--only", "1,1", "--animate", str(path),
+                    "--fps", "2")
+    assert result.exit_code == 0, result.output
+    assert expressions(result.output) == ["Y[1, 1] = (4 + 5 + 7 + 8)/4 = 6"]
+    with Image.open(path) as image:
+        assert image.n_frames == 5 and image.format == "PNG"
+        assert image.info["duration"] == 500
+
+
+def test_animate_an_image_region(invoke, tmp_path):
+    path = tmp_path / "photo.gif"
+    result = invoke("explain", PHOTO, "--crop", "10,20,6,6", "-S", "grayscale", "-S", "maxpool:2", "--animate", str(path))
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and path.stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--fps", "2"], "--fps without --animate"),
+        (["--animate", "X.gif", "--fps", "0"], "outside (0, 50]"),
+        (["--animate", "X.gif", "--fps", "51"], "outside (0, 50]"),
+        (["--animate", "X.mp4"], ".mp4 is not an animation format"),
+        (["--animate", "X"], "no extension is not an animation format"),
+    ],
+)
+def test_animate_usage_errors(invoke, tmp_path, args, message):
+    args = [a.replace("X", str(tmp_path / "x")) for a in args]
+    result = invoke("explain", "--matrix", D2L, "-S", "maxpool:2", *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_animate_refuses_big_stages_with_the_crop_hint(invoke, tmp_path):
+    path = _save(tmp_path, np.arange(1600, dtype=np.float32).reshape(40, 40))
+    result = invoke("explain", path, "-S", "maxpool:2", "--animate", str(tmp_path / "big.gif"))
+    assert result.exit_code == 2
+    assert "too big to animate (at most 32×32 per stage) — use --crop X,Y,W,H" in result.stderr
+    assert result.stdout == ""
+    result = invoke("explain", path, "--crop", "0,0,32,32", "-S", "maxpool:2", "--animate", str(tmp_path / "ok.gif"))
+    assert result.exit_code == 0, result.output
+
+
+def test_animate_refuses_stages_without_a_grid(invoke, tmp_path):
+    result = invoke("explain", "--matrix", D2L, "-S", "flatten", "--animate", str(tmp_path / "f.gif"))
+    assert result.exit_code == 2
+    assert "has no grid to draw" in result.stderr

@@ -146,11 +146,9 @@ def frames(walks: Iterable[StageWalk], surveys: list[StageSurvey], painter: Pain
         yield painter.frame(f"{found.heading}   ·   result", grid, None, output, result_caption(walk)), 2 * step_ms
 
 
-def animate(walks: Callable[[], Iterable[StageWalk]], path: str, fps: float = DEFAULT_FPS,
-            fonts: Fonts | None = None) -> int:
-    """Write the animation of the stages ``walks()`` yields (it is called twice) to ``path``
-    (``.gif`` or ``.png`` as APNG); the number of frames written."""
-    surveys = [survey(walk) for walk in walks()]
+def prepare(walks: Iterable[StageWalk], fonts: Fonts | None = None) -> tuple[list[StageSurvey], Painter]:
+    """The first reading: every stage surveyed, and the painter of the frame that fits them all."""
+    surveys = [survey(walk) for walk in walks]
     extent = Extent(
         input_rows=max(s.rows[1] - s.rows[0] for s in surveys), input_cols=max(s.cols[1] - s.cols[0] for s in surveys),
         panel_rows=max(s.panel[0] for s in surveys), panel_cols=max(s.panel[1] for s in surveys),
@@ -158,7 +156,14 @@ def animate(walks: Callable[[], Iterable[StageWalk]], path: str, fps: float = DE
         caption_chars=max(s.caption_chars for s in surveys), caption_lines=max(s.caption_lines for s in surveys),
         labels=tuple(max((s.labels[k] for s in surveys), key=len) for k in range(3)),  # type: ignore[arg-type]
     )
-    painter = Painter(Layout(extent, fonts or Fonts()))
+    return surveys, Painter(Layout(extent, fonts or Fonts()))
+
+
+def animate(walks: Callable[[], Iterable[StageWalk]], path: str, fps: float = DEFAULT_FPS,
+            fonts: Fonts | None = None) -> int:
+    """Write the animation of the stages ``walks()`` yields (it is called twice) to ``path``
+    (``.gif`` or ``.png`` as APNG); the number of frames written."""
+    surveys, painter = prepare(walks(), fonts)
     writer = writer_for(path, painter.layout.size, palette())
     try:
         held = None
@@ -174,4 +179,4 @@ def animate(walks: Callable[[], Iterable[StageWalk]], path: str, fps: float = DE
     return writer.close()
 
 
-__all__ = ["DEFAULT_FPS", "FORMATS", "MAX_FPS", "MAX_SIDE", "animate", "first_plane_steps", "frames", "survey"]
+__all__ = ["DEFAULT_FPS", "FORMATS", "MAX_FPS", "MAX_SIDE", "animate", "first_plane_steps", "frames", "prepare", "survey"]
