@@ -191,3 +191,16 @@ def test_writers_write_each_frame_at_once_and_leave_no_part_file(tmp_path, write
     assert [frame.getpixel((5, 5)) for frame, _ in frames] == draw.BASE_COLOURS[:5]
     with pytest.raises(ValueError, match="frame of"):
         ApngWriter(str(tmp_path / "x.png"), size).add(Image.new("RGB", (1, 1)), 10)
+
+
+def test_the_readme_animation_is_the_commands_output(tmp_path):
+    """docs/d2l_maxpool.gif is what the README's command writes: same frames, size and durations."""
+    from pathlib import Path
+
+    committed = Path(__file__).resolve().parents[2] / "docs" / "d2l_maxpool.gif"
+    assert "--animate docs/d2l_maxpool.gif" in (committed.parents[1] / "README.md").read_text(encoding="utf-8")
+    fresh = tmp_path / "d2l.gif"
+    animate(walks(D2L, "maxpool:2,s=1"), str(fresh))
+    theirs, ours = frames_of(committed), frames_of(fresh)
+    assert [(f.size, d) for f, d in theirs] == [(f.size, d) for f, d in ours]
+    assert committed.stat().st_size < 60_000

@@ -114,6 +114,10 @@ def _panel(step: Step) -> Panel | None:
     return Panel(f"{step.plane.reduction} of the window", grid)
 
 
+def title(found: StageSurvey, window: int) -> str:
+    return f"{found.heading}   window {window} of {found.steps}"
+
+
 def _input_label(canvas: Any) -> str:
     return f"input X ({canvas.plane.H}×{canvas.plane.W})"
 
@@ -130,12 +134,12 @@ def frames(walks: Iterable[StageWalk], surveys: list[StageSurvey], painter: Pain
         last: Step | None = None
         for k, step in enumerate(first_plane_steps(walk)):
             filled[tuple(step.out)] = step.value  # type: ignore[index]
-            title = f"{found.heading}   ·   {k + 1}/{found.steps}"
+            heading = title(found, k + 1)
             grid = InputGrid(step.plane.canvas, _input_label(step.plane.canvas), step.cells, frozenset(found.reached),
                              step.winner)
             output = OutputGrid(_output_label(found.output), found.output, step.plane.output,
                                 filled, tuple(step.out))  # type: ignore[arg-type]
-            yield painter.frame(title, grid, _panel(step), output, caption(step.line)), step_ms
+            yield painter.frame(heading, grid, _panel(step), output, caption(step.line)), step_ms
             last = step
         if last is None:
             continue
@@ -143,7 +147,7 @@ def frames(walks: Iterable[StageWalk], surveys: list[StageSurvey], painter: Pain
         done = {(r, c): values[r][c] for r in range(found.output[0]) for c in range(found.output[1])}
         grid = InputGrid(last.plane.canvas, _input_label(last.plane.canvas), (), frozenset(found.reached))
         output = OutputGrid(_output_label(found.output), found.output, values, done)
-        yield painter.frame(f"{found.heading}   ·   result", grid, None, output, result_caption(walk)), 2 * step_ms
+        yield painter.frame(f"{found.heading}   result", grid, None, output, result_caption(walk)), 2 * step_ms
 
 
 def prepare(walks: Iterable[StageWalk], fonts: Fonts | None = None) -> tuple[list[StageSurvey], Painter]:
@@ -155,6 +159,7 @@ def prepare(walks: Iterable[StageWalk], fonts: Fonts | None = None) -> tuple[lis
         output_rows=max(s.output[0] for s in surveys), output_cols=max(s.output[1] for s in surveys),
         caption_chars=max(s.caption_chars for s in surveys), caption_lines=max(s.caption_lines for s in surveys),
         labels=tuple(max((s.labels[k] for s in surveys), key=len) for k in range(3)),  # type: ignore[arg-type]
+        title=max((title(s, s.steps) for s in surveys), key=len),
     )
     return surveys, Painter(Layout(extent, fonts or Fonts()))
 

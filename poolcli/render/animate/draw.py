@@ -77,6 +77,7 @@ class Extent:
     caption_chars: int
     caption_lines: int = 1
     labels: tuple[str, str, str] = ("", "", "")  # the longest input, panel and output labels
+    title: str = ""  # the longest title
 
 
 class Layout:
@@ -102,7 +103,8 @@ class Layout:
         output_x = panel_x + panel_w + (GAP if panel_w else 0)
         self.output_at = (int(output_x), top)
         grids_h = max(extent.input_rows, extent.output_rows, extent.panel_rows) * self.cell
-        width = max(output_x + max(extent.output_cols * self.cell, widths[2]) + MARGIN, 480)
+        title_w = 2 * MARGIN + self.title_font.getlength(fonts.text(extent.title))
+        width = max(output_x + max(extent.output_cols * self.cell, widths[2]) + MARGIN, title_w, 480)
         char_w = max(self.caption_font.getlength("0"), 1)
         self.caption_width = int((width - 2 * MARGIN) // char_w)
         lines = min(CAPTION_LINES, max(extent.caption_lines, -(-extent.caption_chars // max(self.caption_width, 1))))
