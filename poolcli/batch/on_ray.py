@@ -198,6 +198,37 @@ def _finish_writes_on_sigterm() -> None:
             signal.signal(signal.SIGTERM, stop)
 
 
+def check_listening(address: str, seconds: float = 5.0) -> None:
+    """Raise ConnectionError unless something accepts connections at ``HOST:PORT``: Ray itself
+    retries an address where nothing listens for minutes, printing a warning every few seconds.
+
+    >>> check_listening("127.0.0.1:1")
+    Traceback (most recent call last):
+    ...
+    ConnectionError: nothing listens at 127.0.0.1:1
+    """
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=seconds):
+            pass
+    except (OSError, ValueError):
+        raise ConnectionError(f"nothing listens at {address}") from None
+
+
+def connection_hint(address: str | None) -> str:
+    """What to check when Ray cannot be reached. A cluster started by ``ray start --head`` uses
+    token authentication (Ray's default since 2.59), and a driver without ``RAY_AUTH_MODE=token``
+    is refused with nothing but "failed to connect"."""
+    if address is None:
+        return "check that this machine can start Ray (ray start --head works here), or use --executor local"
+    hint = "check the address (ray start --head prints it), or leave --ray-address out"
+    if os.environ.get("RAY_AUTH_MODE", "") != "token":
+        hint += "; a cluster with token authentication needs RAY_AUTH_MODE=token here as on its nodes"
+    return hint
+
+
 @contextlib.contextmanager
 def ray_session(ray: Any, address: str | None, options: ProcessOptions) -> Iterator[None]:
     """A Ray connection for the run: to ``address``, or to a Ray started here on loopback for the
@@ -213,11 +244,13 @@ def ray_session(ray: Any, address: str | None, options: ProcessOptions) -> Itera
             host = address.rsplit(":", 1)[0]
             if host.startswith("127."):
                 settings["_node_ip_address"] = host
+            if address != "auto":
+                check_listening(address)
             ray.init(address=address, **settings)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"--ray-address {address}" if address else "a local Ray"
         raise PoolcliError(f"cannot start or reach {where}: {' '.join(str(exc).split())[:200]}",
-                           "check the address (ray start --head prints it), or leave --ray-address out") from None
+                           connection_hint(address)) from None
     try:
         yield
     finally:

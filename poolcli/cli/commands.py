@@ -233,16 +233,19 @@ def explain(
     crop: Annotated[Optional[str], typer.Option("--crop", help="X,Y,W,H region of an image to explain.", metavar="X,Y,W,H")] = None,
     step: Annotated[Optional[int], typer.Option("--step", help="Explain only output element N (row-major).", metavar="N")] = None,
     only: Annotated[Optional[str], typer.Option("--only", help="Explain only output element i,j.", metavar="I,J")] = None,
+    animate: Annotated[Optional[str], typer.Option("--animate", help="Also draw the walkthrough as an animated .gif or .png (APNG).", metavar="FILE")] = None,
+    fps: Annotated[Optional[float], typer.Option("--fps", help="Window frames per second of --animate (default 1, at most 50).", metavar="N")] = None,
     debug: DebugOpt = False,
 ) -> ExitStatus:
     """The textbook's walkthrough: every window, its cells and the arithmetic with its numbers.
 
-    Example: poolcli explain --matrix "0 1 2; 3 4 5; 6 7 8" -S maxpool:2,s=1
+    Example: poolcli explain --matrix "0 1 2; 3 4 5; 6 7 8" -S maxpool:2,s=1 --animate d2l.gif
     """
-    from ..render.explain import explain_command
+    from .explaining import explain_command
     from .environment import Environment
 
-    return ExitStatus(explain_command(matrix, array, stage, pipeline, crop, step, only, Environment()))
+    return ExitStatus(explain_command(matrix, array, stage, pipeline, crop, step, only, Environment(),
+                                      animate=animate, fps=fps))
 
 
 @app.command()

@@ -169,7 +169,8 @@ def _process_and_report(items: list[Any], pipeline: Any, options: Any, env: Envi
             progress.add_task("pooling", total=total)
             env.live = progress
 
-    guard = env.own_stderr() if len(items) > 1 and not shared.debug else contextlib.nullcontext()
+    many_writers = len(items) > 1 or options.executor == "ray"  # threads' decoders, or Ray's own C++ logging
+    guard = env.own_stderr() if many_writers and not shared.debug else contextlib.nullcontext()
     with guard:
         progress = _progress(env, len(items))
         try:

@@ -1,4 +1,4 @@
-"""The one luma: ITU-R 601-2, exactly as Pillow's mode L, for every engine and for ``explain``.
+"""The one luma, vectorised: ITU-R 601-2, exactly as Pillow's mode L (``Grayscale.pixel``).
 
 Pillow converts RGB to L in fixed point, ``L = (R·19595 + G·38470 + B·7471 + 2¹⁵) >> 16``: the
 weights 0.299, 0.587, 0.114 in units of 2⁻¹⁶, rounded half up. Integer pixels (8 and 16 bits) go
@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
-FIXED_POINT_WEIGHTS = (19595, 38470, 7471)  # 0.299, 0.587, 0.114 · 2¹⁶, Pillow's ImagingConvertRGB2L
-FIXED_POINT_SHIFT = 16
-FLOAT_WEIGHTS = (0.299, 0.587, 0.114)
+from ..core.ops.pointwise import Grayscale
+
+# The constants are Grayscale's (core), so numpy, torch and explain's textbook loop share them.
+FIXED_POINT_WEIGHTS = Grayscale.fixed_point_weights  # 0.299, 0.587, 0.114 · 2¹⁶, Pillow's ImagingConvertRGB2L
+FIXED_POINT_SHIFT = Grayscale.fixed_point_shift
+FLOAT_WEIGHTS = Grayscale.weights
 
 
 def luma(x: np.ndarray) -> np.ndarray:

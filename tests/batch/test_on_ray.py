@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from conftest import SAMPLES
-from poolcli.batch.on_ray import LOCAL_ADDRESS
+from poolcli.batch.on_ray import LOCAL_ADDRESS, connection_hint
 
 pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
 
@@ -131,6 +131,25 @@ def test_ray_is_used_as_an_extra(tmp_path):
     assert proc.returncode == 2 and "pip install 'poolcli[ray]'" in proc.stderr and proc.stderr.count("\n") == 1
     code = "import sys\nfrom poolcli.cli import main\ntry:\n main(['pool', '--help'])\nexcept SystemExit: pass\nassert 'ray' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60).returncode == 0
+
+
+def test_an_address_where_nothing_listens_is_one_line_at_once(tmp_path):
+    """Ray itself would retry for minutes, printing its C++ warnings; poolcli says so in one line."""
+    proc = subprocess.run(poolcli("pool", str(SAMPLES / "gray.png"), "-k", "2", "-o", str(tmp_path / "o.png"),
+                                  "--executor", "ray", "--ray-address", f"{LOCAL_ADDRESS}:1"),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        f"poolcli: error: cannot start or reach --ray-address {LOCAL_ADDRESS}:1: nothing listens at {LOCAL_ADDRESS}:1"
+        f" — {connection_hint(LOCAL_ADDRESS + ':1')}"]
+
+
+def test_the_hint_names_token_authentication_until_it_is_set(monkeypatch):
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    assert "RAY_AUTH_MODE=token" in connection_hint("head:6379")
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    assert "RAY_AUTH_MODE" not in connection_hint("head:6379")
+    assert "--executor local" in connection_hint(None)
 
 
 def test_without_an_address_a_local_ray_comes_and_goes(messy, tmp_path):

@@ -29,6 +29,8 @@ class AdaptiveMaxPool(Stage):
     output_size: tuple[int | None, int | None]
 
     op: ClassVar[str] = "adaptivemaxpool"
+    walkthrough: ClassVar[str | None] = "adaptive"
+    reduction: ClassVar[str | None] = "max"
     torch_names: ClassVar[tuple[str, ...]] = ("AdaptiveMaxPool2d",)
     args: ClassVar[tuple[str, ...]] = ("output_size", "return_indices")
     converters: ClassVar[dict] = {"output_size": to_size_pair}
@@ -56,6 +58,7 @@ class AdaptiveAvgPool(AdaptiveMaxPool):
     """Mean over torch's adaptive windows (``nn.AdaptiveAvgPool2d``)."""
 
     op: ClassVar[str] = "adaptiveavgpool"
+    reduction: ClassVar[str | None] = "avg"
     torch_names: ClassVar[tuple[str, ...]] = ("AdaptiveAvgPool2d",)
     args: ClassVar[tuple[str, ...]] = ("output_size",)
     ignored: ClassVar[tuple[str, ...]] = ()
@@ -68,6 +71,8 @@ class GlobalMaxPool(Stage):
     """One value per channel: the maximum over the whole plane (output 1 x 1)."""
 
     op: ClassVar[str] = "globalmaxpool"
+    walkthrough: ClassVar[str | None] = "global"
+    reduction: ClassVar[str | None] = "max"
     dtype_policy: ClassVar[str] = "native"
     keeps_range: ClassVar[bool] = True
 
@@ -82,6 +87,7 @@ class GlobalAvgPool(GlobalMaxPool):
     """One value per channel: the mean over the whole plane, as the seeds' ``avg_pool2d(img, 4)``."""
 
     op: ClassVar[str] = "globalavgpool"
+    reduction: ClassVar[str | None] = "avg"
     averaging: ClassVar[bool] = True
     dtype_policy: ClassVar[str] = "float"
 
@@ -113,6 +119,7 @@ class FractionalMaxPool(Stage):
     output_ratio: tuple[float, float] | None = None
 
     op: ClassVar[str] = "fractionalmaxpool"
+    unexplained: ClassVar[str] = "its windows come from torch's random generator"
     torch_names: ClassVar[tuple[str, ...]] = ("FractionalMaxPool2d",)
     args: ClassVar[tuple[str, ...]] = ("kernel_size", "output_size", "output_ratio", "return_indices")
     converters: ClassVar[dict] = {

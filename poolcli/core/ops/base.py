@@ -106,6 +106,11 @@ class Stage:
     keeps_range: ClassVar[bool] = False  # values in [0, 1] in, values in [0, 1] out (pools, unpool, pad)
     label_defaults: ClassVar[dict[str, Any]] = {}  # values the label leaves out besides the defaults
     label_first: ClassVar[tuple[str, ...]] = ()  # parameters the label names before the rest
+    # How ``explain`` walks through it: the name of a walker in ``core.walkthrough.WALKERS``
+    # (None: refused, with ``unexplained`` as the reason), and for window reductions which one.
+    walkthrough: ClassVar[str | None] = None
+    unexplained: ClassVar[str] = ""
+    reduction: ClassVar[str | None] = None
 
     @classmethod
     def create(cls, values: dict[str, Any], *, torch_name: str | None = None) -> "Stage":

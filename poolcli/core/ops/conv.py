@@ -76,6 +76,7 @@ class Conv(Stage):
     file_weight: tuple | None = field(default=None, compare=False, repr=False, metadata={"hidden": True})
 
     op: ClassVar[str] = "conv"
+    walkthrough: ClassVar[str | None] = "conv"
     torch_names: ClassVar[tuple[str, ...]] = ("Conv2d",)
     args: ClassVar[tuple[str, ...]] = (
         "in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",

@@ -26,6 +26,7 @@ class Flatten(Stage):
     end_dim: int = -1
 
     op: ClassVar[str] = "flatten"
+    walkthrough: ClassVar[str | None] = "flatten"
     torch_names: ClassVar[tuple[str, ...]] = ("Flatten",)
     args: ClassVar[tuple[str, ...]] = ("start_dim", "end_dim")
     converters: ClassVar[dict] = {"start_dim": to_int(), "end_dim": to_int()}
@@ -52,6 +53,7 @@ class Linear(Stage):
     seed: int | None = None
 
     op: ClassVar[str] = "linear"
+    walkthrough: ClassVar[str | None] = "linear"
     torch_names: ClassVar[tuple[str, ...]] = ("Linear",)
     args: ClassVar[tuple[str, ...]] = ("in_features", "out_features", "bias")
     compact_args: ClassVar[tuple[str, ...]] = ("out_features", "seed")

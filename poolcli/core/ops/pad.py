@@ -55,6 +55,7 @@ class Pad(Stage):
     value: float = 0.0
 
     op: ClassVar[str] = "pad"
+    walkthrough: ClassVar[str | None] = "pad"
     torch_names: ClassVar[tuple[str, ...]] = (
         "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d", "CircularPad2d",
     )

@@ -94,6 +94,8 @@ class MaxPool(WindowPool):
     ceil_mode: bool = False
 
     op: ClassVar[str] = "maxpool"
+    walkthrough: ClassVar[str | None] = "window"
+    reduction: ClassVar[str | None] = "max"
     torch_names: ClassVar[tuple[str, ...]] = ("MaxPool2d",)
     args: ClassVar[tuple[str, ...]] = ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode")
     converters: ClassVar[dict] = {
@@ -121,6 +123,7 @@ class MinPool(MaxPool):
     """The minimum of each window (erosion), kept in the image's integer dtype."""
 
     op: ClassVar[str] = "minpool"
+    reduction: ClassVar[str | None] = "min"
     torch_names: ClassVar[tuple[str, ...]] = ()
 
     def infer(self, shape: Shape, ctx: PlanContext) -> Inference:
@@ -139,6 +142,8 @@ class AvgPool(WindowPool):
     divisor_override: int | None = None
 
     op: ClassVar[str] = "avgpool"
+    walkthrough: ClassVar[str | None] = "window"
+    reduction: ClassVar[str | None] = "avg"
     torch_names: ClassVar[tuple[str, ...]] = ("AvgPool2d",)
     args: ClassVar[tuple[str, ...]] = (
         "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override",
@@ -175,6 +180,8 @@ class LPPool(WindowPool):
     ceil_mode: bool = False
 
     op: ClassVar[str] = "lppool"
+    walkthrough: ClassVar[str | None] = "window"
+    reduction: ClassVar[str | None] = "lp"
     torch_names: ClassVar[tuple[str, ...]] = ("LPPool2d",)
     args: ClassVar[tuple[str, ...]] = ("norm_type", "kernel_size", "stride", "ceil_mode")
     converters: ClassVar[dict] = {
@@ -207,6 +214,8 @@ class MedianPool(WindowPool):
     ceil_mode: bool = False
 
     op: ClassVar[str] = "medianpool"
+    walkthrough: ClassVar[str | None] = "window"
+    reduction: ClassVar[str | None] = "median"
     args: ClassVar[tuple[str, ...]] = ("kernel_size", "stride", "dilation", "ceil_mode")
     converters: ClassVar[dict] = {
         "kernel_size": PAIR1,

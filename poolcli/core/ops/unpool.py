@@ -36,6 +36,7 @@ class MaxUnpool(Stage):
     output_size: tuple[int, int] | None = None
 
     op: ClassVar[str] = "maxunpool"
+    walkthrough: ClassVar[str | None] = "unpool"
     torch_names: ClassVar[tuple[str, ...]] = ("MaxUnpool2d",)
     args: ClassVar[tuple[str, ...]] = ("kernel_size", "stride", "padding")
     converters: ClassVar[dict] = {

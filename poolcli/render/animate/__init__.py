@@ -1,0 +1,187 @@
+"""explain as a moving picture (``poolcli explain ... --animate FILE``): the window walks across
+the grid, drawn with Pillow alone from the walkthrough's steps (``core.walkthrough``).
+
+Frames, in order: for each stage, one frame per window position of its first plane (sample 0,
+channel 0): the input grid with the window (padding grey, ``-∞`` for max; a ceil_mode overhang
+``·``; cells no window reads hatched), beside it the reduction over the window's values (the
+winner green) or the conv kernel, and the output grid filling in; the caption is the line
+explain prints. Then one result frame per stage: the whole output and its size formulas. So an
+animation has Σ windows + one frame per stage; window frames last 1/fps seconds, result frames
+twice that, and the last frame 3 s. Every frame has the same size.
+
+The walk is read twice, once to size the frame and once to draw, and each frame is written as it
+is drawn (``writers``), so memory does not grow with the number of frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+from ...core.textbook import OUTSIDE, PAD, fmt
+from ...core.walkthrough import StageWalk, Step
+from ..explain import caption
+from .draw import PADDING, WINDOW, WINNER, Extent, InputGrid, Layout, OutputGrid, Painter, Panel, palette
+from .fonts import Fonts
+from .writers import FORMATS, writer_for
+
+MAX_SIDE = 32  # rows or columns of a stage's input or output that still make a readable picture
+PANEL_LIMIT = 8  # a window wider or taller than this is not repeated beside the grid
+DEFAULT_FPS = 1.0
+MAX_FPS = 50.0
+LAST_FRAME_MS = 3000
+
+
+@dataclass
+class StageSurvey:
+    """What the first reading of a stage learns: its grids' sizes, the cells any window reads,
+    its number of frames and its longest caption."""
+
+    heading: str
+    rows: tuple[int, int] = (0, 0)
+    cols: tuple[int, int] = (0, 0)
+    output: tuple[int, int] = (0, 0)
+    panel: tuple[int, int] = (0, 0)
+    reached: set = field(default_factory=set)
+    steps: int = 0
+    caption_chars: int = 0
+    caption_lines: int = 1
+    labels: tuple[str, str, str] = ("", "", "")
+
+
+def first_plane_steps(walk: StageWalk) -> Iterator[Step]:
+    """The steps of a stage's first plane (the walk stops being read after them)."""
+    plane = None
+    for item in walk.items():
+        if isinstance(item, Step) and item.plane is not None:
+            if plane is None:
+                plane = item.plane
+            elif item.plane is not plane:
+                return
+            yield item
+
+
+def _taps(step: Step) -> tuple[int, int]:
+    if not step.cells:
+        return (0, 0)
+    return (max(c.tap[0] for c in step.cells) + 1, max(c.tap[1] for c in step.cells) + 1)
+
+
+def _panel_shape(step: Step) -> tuple[int, int]:
+    if step.plane.kernel is not None:
+        shape = (len(step.plane.kernel), len(step.plane.kernel[0]))
+    elif step.plane.reduction is not None:
+        shape = _taps(step)
+    else:
+        return (0, 0)
+    return shape if max(shape) <= PANEL_LIMIT else (0, 0)
+
+
+def result_caption(walk: StageWalk) -> str:
+    shape = walk.plan.output_shape
+    formulas = [f"{axis}_out: {text}" for axis, text in (walk.plan.formula or {}).items()]
+    return "\n".join([f"output Y ({shape[-2]}×{shape[-1]})", *formulas])
+
+
+def survey(walk: StageWalk) -> StageSurvey:
+    result = result_caption(walk).split("\n")
+    found = StageSurvey(walk.heading.text, caption_chars=max(map(len, result)), caption_lines=len(result))
+    for step in first_plane_steps(walk):
+        if not found.steps:
+            found.rows, found.cols = step.plane.canvas.rows, step.plane.canvas.cols
+            found.output = (len(step.plane.output), len(step.plane.output[0]))
+            panel = _panel(step)
+            found.labels = (_input_label(step.plane.canvas), panel.label if panel else "", _output_label(found.output))
+        found.steps += 1
+        found.panel = tuple(max(a, b) for a, b in zip(found.panel, _panel_shape(step)))  # type: ignore[assignment]
+        found.reached.update((c.row, c.col) for c in step.cells if c.kind not in (PAD, OUTSIDE))
+        found.caption_chars = max(found.caption_chars, len(caption(step.line)))
+    return found
+
+
+def _panel(step: Step) -> Panel | None:
+    rows, cols = _panel_shape(step)
+    if not rows:
+        return None
+    if step.plane.kernel is not None:
+        return Panel("kernel K", [[(fmt(v), (255, 255, 255)) for v in row] for row in step.plane.kernel])
+    grid: list[list[tuple[str, tuple]]] = [[("", PADDING) for _ in range(cols)] for _ in range(rows)]
+    winner = (step.winner.row, step.winner.col) if step.winner is not None else None
+    for cell in step.cells:
+        text, kind = step.plane.canvas.text(cell.row, cell.col)
+        fill = WINNER if (cell.row, cell.col) == winner else WINDOW if kind == "real" else PADDING
+        grid[cell.tap[0]][cell.tap[1]] = (text, fill)
+    return Panel(f"{step.plane.reduction} of the window", grid)
+
+
+def title(found: StageSurvey, window: int) -> str:
+    return f"{found.heading}   window {window} of {found.steps}"
+
+
+def _input_label(canvas: Any) -> str:
+    return f"input X ({canvas.plane.H}×{canvas.plane.W})"
+
+
+def _output_label(shape: tuple[int, int]) -> str:
+    return f"output Y ({shape[0]}×{shape[1]})"
+
+
+def frames(walks: Iterable[StageWalk], surveys: list[StageSurvey], painter: Painter, fps: float) -> Iterator[tuple[Any, int]]:
+    """(frame, duration in ms) for every window of every stage, then each stage's result."""
+    step_ms = round(1000 / fps)
+    for walk, found in zip(walks, surveys):
+        filled: dict[tuple[int, int], float] = {}
+        last: Step | None = None
+        for k, step in enumerate(first_plane_steps(walk)):
+            filled[tuple(step.out)] = step.value  # type: ignore[index]
+            heading = title(found, k + 1)
+            grid = InputGrid(step.plane.canvas, _input_label(step.plane.canvas), step.cells, frozenset(found.reached),
+                             step.winner)
+            output = OutputGrid(_output_label(found.output), found.output, step.plane.output,
+                                filled, tuple(step.out))  # type: ignore[arg-type]
+            yield painter.frame(heading, grid, _panel(step), output, caption(step.line)), step_ms
+            last = step
+        if last is None:
+            continue
+        values = last.plane.output
+        done = {(r, c): values[r][c] for r in range(found.output[0]) for c in range(found.output[1])}
+        grid = InputGrid(last.plane.canvas, _input_label(last.plane.canvas), (), frozenset(found.reached))
+        output = OutputGrid(_output_label(found.output), found.output, values, done)
+        yield painter.frame(f"{found.heading}   result", grid, None, output, result_caption(walk)), 2 * step_ms
+
+
+def prepare(walks: Iterable[StageWalk], fonts: Fonts | None = None) -> tuple[list[StageSurvey], Painter]:
+    """The first reading: every stage surveyed, and the painter of the frame that fits them all."""
+    surveys = [survey(walk) for walk in walks]
+    extent = Extent(
+        input_rows=max(s.rows[1] - s.rows[0] for s in surveys), input_cols=max(s.cols[1] - s.cols[0] for s in surveys),
+        panel_rows=max(s.panel[0] for s in surveys), panel_cols=max(s.panel[1] for s in surveys),
+        output_rows=max(s.output[0] for s in surveys), output_cols=max(s.output[1] for s in surveys),
+        caption_chars=max(s.caption_chars for s in surveys), caption_lines=max(s.caption_lines for s in surveys),
+        labels=tuple(max((s.labels[k] for s in surveys), key=len) for k in range(3)),  # type: ignore[arg-type]
+        title=max((title(s, s.steps) for s in surveys), key=len),
+    )
+    return surveys, Painter(Layout(extent, fonts or Fonts()))
+
+
+def animate(walks: Callable[[], Iterable[StageWalk]], path: str, fps: float = DEFAULT_FPS,
+            fonts: Fonts | None = None) -> int:
+    """Write the animation of the stages ``walks()`` yields (it is called twice) to ``path``
+    (``.gif`` or ``.png`` as APNG); the number of frames written."""
+    surveys, painter = prepare(walks(), fonts)
+    writer = writer_for(path, painter.layout.size, palette())
+    try:
+        held = None
+        for frame, duration in frames(walks(), surveys, painter, fps):
+            if held is not None:
+                writer.add(*held)
+            held = (frame, duration)
+        if held is not None:
+            writer.add(held[0], max(LAST_FRAME_MS, held[1]))
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
+
+
+__all__ = ["DEFAULT_FPS", "FORMATS", "MAX_FPS", "MAX_SIDE", "animate", "first_plane_steps", "frames", "prepare", "survey"]
