@@ -75,11 +75,25 @@ def test_refusals_are_one_line_and_exit_2_before_any_pixel(invoke, tmp_path, spe
     assert not out.exists()
 
 
-@pytest.mark.parametrize("spec", ["convtranspose:weight=0 1; 2 3", "upsample:2"])
-def test_explain_refuses_cleanly(invoke, spec):
-    result = invoke("explain", "--matrix", "0 1; 2 3", "-S", spec)
-    assert result.exit_code == 2 and result.stdout == ""
-    assert result.stderr.startswith("poolcli: error: stage 0") and result.stderr.count("\n") == 1
+def test_explain_walks_through_d2l_transposed_convolution(invoke, tmp_path):
+    result = invoke("explain", "--matrix", "0 1; 2 3", "-S", "convtranspose:weight=0 1; 2 3")
+    assert result.exit_code == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for line in ("X[1, 1]·K = 3·K, added from Y[1, 1]", "Y[1, 1] = 0×3 + 1×2 + 2×1 + 3×0 = 4", "Y[2, 1] = 2×3 + 3×2 = 12",
+                 "zeros inserted and padded (4×4)", "kernel flipped (2×2)", "0 0 0 1 1 0 4 6 2 4 12 9"):
+        assert line in text, line
+    gif = tmp_path / "d2l.gif"
+    animated = invoke("explain", "--matrix", "0 1; 2 3", "-S", "convtranspose:weight=0 1; 2 3", "-S", "upsample:2,bilinear",
+                      "--animate", str(gif))
+    assert animated.exit_code == 0 and gif.exists() and "(0 frames)" not in animated.stdout
+
+
+def test_explain_shows_an_upsampled_cell_from_its_sources(invoke):
+    result = invoke("explain", "--matrix", "0 1; 2 3", "-S", "upsample:2,mode=bilinear", "--only", "1,2")
+    assert result.exit_code == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "Y[1, 2] = 0.1875×0 + 0.5625×1 + 0.0625×2 + 0.1875×3 = 1.25" in text
+    assert "rows: 0.75·[0] + 0.25·[1]; columns: 0.25·[0] + 0.75·[1]" in text
 
 
 @pytest.mark.parametrize("stages", [

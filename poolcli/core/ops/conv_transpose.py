@@ -61,8 +61,7 @@ class ConvTranspose(Conv):
         "padding_mode": _zeros_only,
     }
     random_name: ClassVar[str] = "nn.ConvTranspose2d"
-    walkthrough: ClassVar[str | None] = None
-    unexplained: ClassVar[str] = "its walkthrough (each input value times the kernel) is not written yet"
+    walkthrough: ClassVar[str | None] = "transposed"
 
     def validate_padding(self) -> None:
         """torch's bound on output_padding (checked by torch only when it runs; here before any pixel)."""

@@ -98,7 +98,7 @@ class Upsample(Stage):
     torch_args: ClassVar[dict[str, tuple[str, ...]]] = {
         "UpsamplingNearest2d": ("size", "scale_factor"), "UpsamplingBilinear2d": ("size", "scale_factor"),
     }
-    unexplained: ClassVar[str] = "its walkthrough (each output's source cells and weights) is not written yet"
+    walkthrough: ClassVar[str | None] = "resample"
     converters: ClassVar[dict] = {
         "size": to_optional(_size),
         "scale_factor": to_optional(_scale),

@@ -5,13 +5,14 @@ stage's whole output (nested lists) with ``core.textbook``'s loops, and returns 
 function that yields the stage's items when they are read.
 
     >>> sorted(WALKERS)
-    ['adaptive', 'conv', 'elementwise', 'flatten', 'global', 'linear', 'luma', 'pad', 'unpool', 'window']
+    ['adaptive', 'conv', 'elementwise', 'flatten', 'global', 'linear', 'luma', 'pad', 'resample', 'transposed', 'unpool', 'window']
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
+from .decoder import walk_conv_transpose, walk_upsample
 from .elements import walk_elementwise, walk_flatten, walk_linear, walk_luma, walk_pad, walk_unpool
 from .windows import walk_conv, walk_pool
 
@@ -26,4 +27,6 @@ WALKERS: dict[str, Callable[..., tuple[list, Any]]] = {
     "luma": walk_luma,  # the op's ``pixel()`` and constants
     "flatten": walk_flatten,
     "linear": walk_linear,
+    "transposed": walk_conv_transpose,  # each input value times the kernel, scattered at stride steps
+    "resample": walk_upsample,  # each output from its source cells and weights
 }
