@@ -11,7 +11,7 @@ install: $(STAMP)
 
 # torch: prefer a wheel already on this machine (pip's find-links) over a multi-GB download;
 # `torch==2.13.0` matches a local 2.13.0+cpu wheel, and an ordinary machine falls back to PyPI.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py poolcli/kernels/native/_pool.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "torch==2.13.0" || $(PIP) install -q torch
 	$(PIP) install -q -e ".[test,ray]"

@@ -41,6 +41,7 @@ class Peer:
     needs: tuple[str, ...] = ()
     modules: tuple[str, ...] = ()
     baseline: bool = False  # the row every ratio divides by
+    writes: bool = True  # False for the decode-only floor, which writes no output to check
 
     def missing(self) -> str | None:
         """Why it cannot run here ("vips not found"), or None."""
@@ -59,6 +60,35 @@ def _script(name: str) -> str:
 
 def _python(script: str, src: Path, dst: Path, *options: str) -> list[str]:
     return [sys.executable, _script(script), str(src), str(dst), "--quality", str(QUALITY), *options]
+
+
+def pillow_script(script: str, src: Path, dst: Path, *options: str) -> list[str]:
+    """One of the Python peer scripts in benchmarks/scripts/ as a command (JPEG quality as every peer)."""
+    return _python(script, src, dst, *options)
+
+
+def snapshot_of(revision: str) -> Path:
+    """poolcli's package as committed at ``revision``, extracted under /tmp once (put it first on
+    PYTHONPATH to run that poolcli). A revision that has the compiled kernel's source gets the
+    working tree's built module when the source is the same, as its install would build it."""
+    import tempfile
+
+    repo = HERE.parent
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", revision], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    snapshot = Path(tempfile.gettempdir()) / f"poolcli-bench-{commit}"
+    if not (snapshot / "poolcli").is_dir():
+        partial = Path(tempfile.mkdtemp(prefix=f"poolcli-bench-{commit}-"))
+        archive = subprocess.run(["git", "-C", str(repo), "archive", commit, "poolcli"], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(partial)], input=archive, check=True)
+        native = Path("poolcli/kernels/native")
+        source = partial / native / "_pool.c"
+        if source.exists() and source.read_bytes() == (repo / native / "_pool.c").read_bytes():
+            for built in (repo / native).glob("_pool*.so"):
+                shutil.copy(built, partial / native / built.name)
+        os.replace(partial, snapshot)
+    return snapshot
 
 
 def _each_file(jobs: int, src: Path, dst: Path, *command: str) -> list[str]:
@@ -121,6 +151,7 @@ def file_peers() -> list[Peer]:
         Peer("torch script", ("avg", "max"), lambda t, s, d: _python("torch_pool.py", s, d, "--mode", t),
              modules=("torch",)),
         Peer("floor: Pillow decode+encode", ("floor",), lambda t, s, d: _python("pillow_floor.py", s, d)),
+        Peer("floor: Pillow decode only", ("floor",), lambda t, s, d: _python("pillow_decode.py", s, d), writes=False),
     ]
 
 
@@ -143,6 +174,24 @@ def folder_peers() -> list[Peer]:
              lambda t, s, d: _python("torch_pool.py", s, d, "--mode", t), modules=("torch",)),
         Peer(f"floor: Pillow decode+encode, {CORES} threads", ("floor",),
              lambda t, s, d: _python("pillow_floor.py", s, d, *threads)),
+        Peer(f"floor: Pillow decode only, {CORES} threads", ("floor",),
+             lambda t, s, d: _python("pillow_decode.py", s, d, *threads), writes=False),
+    ]
+
+
+def png_peers(folder: bool) -> list[Peer]:
+    """The PNG suite's rows: poolcli (``--format png`` for a folder), the Pillow script and the
+    decode+encode floor, all writing PNG at Pillow's default compression (level 6)."""
+    threads = ("--threads", str(CORES)) if folder else ()
+    ext = ("--ext", "png") if folder else ()
+    to_png = ("--format", "png") if folder else ()
+    return [
+        Peer("Pillow reduce(2)" + (f", {CORES} threads" if folder else ""), ("avg",),
+             lambda t, s, d: _python("pillow_reduce.py", s, d, *threads, *ext)),
+        Peer("floor: Pillow decode+encode" + (f", {CORES} threads" if folder else ""), ("floor",),
+             lambda t, s, d: _python("pillow_floor.py", s, d, *threads, *ext)),
+        Peer("poolcli", ("avg", "max"), lambda t, s, d: poolcli_argv(t, s, d, extra=to_png), needs=(POOLCLI,),
+             baseline=True),
     ]
 
 

@@ -56,9 +56,10 @@ def image_size(path: Path) -> tuple[int, int]:
 
 
 def output_problem(dst: Path, expected: int, size: tuple[int, int]) -> str:
-    """'' when ``dst`` (a file, or a folder of ``expected`` JPEGs) holds outputs of ``size``, else
+    """'' when ``dst`` (a file, or a folder of ``expected`` JPEGs or PNGs) holds outputs of ``size``, else
     what is wrong: a peer that silently skipped files must not look fast."""
-    files = sorted(dst.glob("*.jpg")) if dst.is_dir() else [dst] if dst.exists() else []
+    files = sorted(p for p in dst.iterdir() if p.suffix in (".jpg", ".png")) if dst.is_dir() else \
+        [dst] if dst.exists() else []
     if len(files) != expected:
         return f"wrote {len(files)} of {expected} outputs"
     got = image_size(files[0])

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import machine
+from peers import snapshot_of
 from suites import SUITES, Settings
 
 HERE = Path(__file__).resolve().parent
@@ -50,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, help="Markdown results file")
     parser.add_argument("--commit", help="measure poolcli as committed at this git revision (a snapshot of its"
                         " package under /tmp), not the working tree, which others may be editing")
+    parser.add_argument("--before", help="the paired suite also pairs poolcli with itself at this git revision"
+                        " (before/after a change)")
+    parser.add_argument("--pairs", type=int, default=10, help="timed pairs per comparison in the paired suite")
     args = parser.parse_args(argv)
     args.runs = args.runs or (1 if args.quick else 3)
     args.count = args.count or (20 if args.quick else 200)
@@ -75,16 +79,8 @@ def header(args: argparse.Namespace) -> str:
 def use_commit(revision: str) -> None:
     """Import poolcli from a snapshot of ``revision``: PYTHONPATH for the poolcli processes (it comes
     before the editable install), sys.path for the in-process suites."""
-    repo = HERE.parent
-    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", revision], check=True,
-                            capture_output=True, text=True).stdout.strip()
-    snapshot = Path(tempfile.gettempdir()) / f"poolcli-bench-{commit}"
-    if not (snapshot / "poolcli").is_dir():
-        partial = Path(tempfile.mkdtemp(prefix=f"poolcli-bench-{commit}-"))
-        archive = subprocess.run(["git", "-C", str(repo), "archive", commit, "poolcli"], check=True,
-                                 capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(partial)], input=archive, check=True)
-        os.replace(partial, snapshot)
+    snapshot = snapshot_of(revision)
+    commit = snapshot.name.rsplit("-", 1)[-1]
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(snapshot), os.environ.get("PYTHONPATH")]))
     os.environ["POOLCLI_COMMIT"] = commit
     sys.path.insert(0, str(snapshot))
@@ -111,7 +107,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.commit:
         use_commit(args.commit)
     compile_poolcli()
-    settings = Settings(args.runs, args.count, args.tasks, log)
+    before = snapshot_of(args.before) if args.before else None
+    if before is not None:
+        compileall.compile_dir(str(before), quiet=1)
+    settings = Settings(args.runs, args.count, args.tasks, log, args.pairs, before)
     document = [header(args)]
     print(document[0], flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,10 @@ from typing import Callable
 import inprocess
 import make_inputs
 from measure import Command, CommandFailed, empty_dir, measure, run_once
-from peers import POOLCLI, Peer, device_peers, file_peers, folder_peers, poolcli_argv, poolcli_peers
+from paired import Paired, time_paired
+from peers import (
+    CORES, POOLCLI, Peer, device_peers, file_peers, folder_peers, png_peers, pillow_script, poolcli_argv, poolcli_peers,
+)
 from pixels import Difference, compare, image_size, output_problem
 from tables import Row, Table, timing_table
 
@@ -25,6 +28,8 @@ class Settings:
     count: int
     tasks: tuple[str, ...]  # pooling tasks to time: "avg", "max"
     log: Callable[[str], None]
+    pairs: int = 10  # the paired suite's timed pairs per comparison
+    before: Path | None = None  # a snapshot of poolcli to pair with (run.py --before REV)
 
 
 def _slug(*words: str) -> str:
@@ -44,6 +49,7 @@ class Job:
     out: Path
     images: int
     size: tuple[int, int]
+    suffix: str = ".jpg"  # a single file's output
 
     @property
     def folder(self) -> bool:
@@ -53,7 +59,7 @@ class Job:
 def _time_peer(peer: Peer, task: str, job: Job, settings: Settings) -> Row:
     dst = job.out / _slug(peer.label, task)
     if not job.folder:
-        dst = dst.with_suffix(".jpg")
+        dst = dst.with_suffix(job.suffix)
     command = Command(peer.label, task, peer.argv(task, job.src, dst), dst if job.folder else None)
     try:
         timing = measure(command, settings.runs)
@@ -61,7 +67,8 @@ def _time_peer(peer: Peer, task: str, job: Job, settings: Settings) -> Row:
         settings.log(f"  {peer.label} {task}: FAILED {exc}")
         return Row(peer.label, task, None, job.images, f"failed: {exc}", peer.baseline)
     settings.log(f"  {peer.label} {task}: {timing.median_s:.3f} s")
-    return Row(peer.label, task, timing, job.images, output_problem(dst, job.images, job.size), peer.baseline)
+    problem = output_problem(dst, job.images, job.size) if peer.writes else ""
+    return Row(peer.label, task, timing, job.images, problem, peer.baseline)
 
 
 def time_peers(peers: list[Peer], tasks: tuple[str, ...], job: Job, settings: Settings) -> list[Row]:
@@ -187,4 +194,137 @@ def gpu(settings: Settings) -> list[Table]:
     return [timing_table(title, rows), inprocess.gpu_memory_table(max(settings.runs, 5))]
 
 
-SUITES = {"startup": startup, "memory": memory, "single": single, "batch": batch, "huge": huge, "gpu": gpu}
+def png(settings: Settings) -> list[Table]:
+    """PNG outputs (zlib at Pillow's default level 6 for every row): one 12 MP JPEG, and a small
+    folder of 1080p JPEGs (PNG encoding of a noisy photo takes ten times the JPEG's)."""
+    photo = make_inputs.ensure_photo(settings.log)
+    job = Job(photo, OUT / "png-single", 1, _half(image_size(photo)), suffix=".png")
+    rows = time_peers(png_peers(folder=False), settings.tasks + ("floor",), job, settings)
+    tables = [timing_table(f"png: one 12 MP JPEG → 2000×1500 PNG, median of {settings.runs}", rows)]
+    count = max(1, min(20, settings.count))
+    folder = make_inputs.ensure_batch(count, settings.log)
+    first = next(iter(sorted(folder.glob("*.jpg"))))
+    job = Job(folder, OUT / "png-batch", count, _half(image_size(first)))
+    rows = time_peers(png_peers(folder=True), settings.tasks + ("floor",), job, settings)
+    tables.append(timing_table(f"png: {count} 1080p JPEGs → 960×540 PNGs, median of {settings.runs}", rows))
+    return tables
+
+
+# ------------------------------------------------------------------------------------ paired
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """Two commands to alternate: A (the one measured) and B (the yardstick), with their output folders."""
+
+    label: str
+    a: str
+    b: str
+    a_argv: list[str]
+    b_argv: list[str]
+    a_out: Path | None = None
+    b_out: Path | None = None
+
+
+def _pairings(settings: Settings) -> list[Pairing]:
+    folder = make_inputs.ensure_batch(settings.count, settings.log)
+    photo = make_inputs.ensure_photo(settings.log)
+    out = OUT / "paired"
+    script, floor, decode = (f"Pillow reduce(2), {CORES} threads", f"floor: Pillow decode+encode, {CORES} threads",
+                             f"floor: Pillow decode only, {CORES} threads")
+    threads = ("--threads", str(CORES))
+    batch_script = pillow_script("pillow_reduce.py", folder, out / "script", *threads)
+    pairings = []
+    for task in settings.tasks:
+        pairings.append(Pairing(f"batch {task}", f"poolcli {task}", script,
+                                poolcli_argv(task, folder, out / f"poolcli-{task}"), batch_script,
+                                out / f"poolcli-{task}", out / "script"))
+    pairings += [
+        Pairing("batch", floor, script, pillow_script("pillow_floor.py", folder, out / "floor", *threads), batch_script,
+                out / "floor", out / "script"),
+        Pairing("batch", decode, script, pillow_script("pillow_decode.py", folder, out / "decode", *threads),
+                batch_script, None, out / "script"),
+    ]
+    single_script = pillow_script("pillow_reduce.py", photo, out / "script.jpg")
+    for task in settings.tasks:
+        pairings.append(Pairing(f"single {task}", f"poolcli {task}", "Pillow reduce(2)",
+                                poolcli_argv(task, photo, out / f"poolcli-{task}.jpg"), single_script))
+    pairings.append(Pairing("single", "floor: Pillow decode+encode", "Pillow reduce(2)",
+                            pillow_script("pillow_floor.py", photo, out / "floor.jpg"), single_script))
+    if settings.before is not None:
+        before = ["env", f"PYTHONPATH={settings.before}"]
+        for task in settings.tasks:
+            pairings.append(Pairing(f"batch {task}", "poolcli", f"poolcli at {settings.before.name}",
+                                    poolcli_argv(task, folder, out / f"now-{task}"),
+                                    before + poolcli_argv(task, folder, out / f"before-{task}"),
+                                    out / f"now-{task}", out / f"before-{task}"))
+            pairings.append(Pairing(f"single {task}", "poolcli", f"poolcli at {settings.before.name}",
+                                    poolcli_argv(task, photo, out / f"now-{task}.jpg"),
+                                    before + poolcli_argv(task, photo, out / f"before-{task}.jpg")))
+        pairings.append(Pairing("single avg → PNG", "poolcli", f"poolcli at {settings.before.name}",
+                                poolcli_argv("avg", photo, out / "now.png"), before + poolcli_argv("avg", photo, out / "before.png")))
+        huge = make_inputs.ensure_huge(settings.log)
+        unlimited = ("--max-pixels", "0")
+        pairings.append(Pairing("huge avg (100 MP)", "poolcli", f"poolcli at {settings.before.name}",
+                                poolcli_argv("avg", huge, out / "now-huge.jpg", extra=unlimited),
+                                before + poolcli_argv("avg", huge, out / "before-huge.jpg", extra=unlimited)))
+        for label, argv in (("--help", ["--help"]), ("shape", ["shape", "1x3x1080x1920", "-S", "avgpool:2"])):
+            pairings.append(Pairing(label, "poolcli", f"poolcli at {settings.before.name}", [POOLCLI, *argv],
+                                    before + [POOLCLI, *argv]))
+    return pairings
+
+
+def paired(settings: Settings) -> list[Table]:
+    """The targets' comparisons as paired runs (A B A B …, ratios pair by pair; see paired.py),
+    and the targets with the floors beside them: a target that asks for more than the floor
+    allows says so instead of reading as a slow poolcli."""
+    table = Table(f"paired: A and B in turn, {settings.pairs} pairs each after one warm-up pair; medians",
+                  ["what", "A", "B", "A s", "B s", "A CPU/wall", "B CPU/wall", "A/B wall [min–max]", "A/B CPU",
+                   "peak MB A / B"],
+                  notes=["A/B below 1: A is faster. Each ratio is taken within a pair, so drift between minutes"
+                         " on this shared machine cancels; min–max shows how much it moved."])
+    results: dict[tuple[str, str, str], Paired] = {}
+    for pairing in _pairings(settings):
+        settings.log(f"  {pairing.label}: {pairing.a} against {pairing.b}")
+        try:
+            result = time_paired(pairing.a_argv, pairing.b_argv, settings.pairs, (pairing.a_out, pairing.b_out))
+        except CommandFailed as exc:
+            table.rows.append([pairing.label, pairing.a, pairing.b, "–", "–", "–", "–", f"failed: {exc}", "–", "–"])
+            continue
+        results[(pairing.label, pairing.a, pairing.b)] = result
+        table.rows.append([pairing.label, pairing.a, pairing.b, *result.cells()])
+    return [table, _targets(results, settings)]
+
+
+def _targets(results: dict[tuple[str, str, str], Paired], settings: Settings) -> Table:
+    """Issue 15's timed targets against the paired ratios, each with its floor."""
+    table = Table("targets (issue 15), from the paired runs", ["target", "needs A/B", "measured", "floor", "met?"],
+                  notes=["floor: the same comparison for Pillow decode+encode with no pooling at all; when the floor's"
+                         " ratio is already above what the target needs, no pooling can meet it on this machine."])
+    script = f"Pillow reduce(2), {CORES} threads"
+    batch_floor = results.get(("batch", f"floor: Pillow decode+encode, {CORES} threads", script))
+    single_floor = results.get(("single", "floor: Pillow decode+encode", "Pillow reduce(2)"))
+    goals = [(f"batch {task}", f"poolcli {task}", script, 1 / 1.1, batch_floor,
+              f"{settings.count} × 1080p {task} ≥ 1.1× the {CORES}-thread script's images/s") for task in settings.tasks]
+    goals += [(f"single {task}", f"poolcli {task}", "Pillow reduce(2)", 1.3, single_floor,
+               f"one 12 MP JPEG {task} ≤ 1.3× the script's wall") for task in settings.tasks if task == "avg"]
+    for label, a, b, needed, floor, words in goals:
+        result = results.get((label, a, b))
+        if result is None:
+            continue
+        met = result.wall_ratio <= needed
+        below_floor = floor is not None and floor.wall_ratio > needed
+        verdict = "yes" if met else ("no: the target is below the floor" if below_floor else "no")
+        table.rows.append([words, f"≤ {needed:.3f}", f"{result.wall_ratio:.3f}",
+                           f"{floor.wall_ratio:.3f}" if floor else "–", verdict])
+    for task in settings.tasks:
+        result = results.get((f"batch {task}", f"poolcli {task}", script))
+        if result is not None:
+            cores = result.a_cpu / result.a_wall
+            table.rows.append([f"batch {task} CPU/wall ≥ 1.9 on {CORES} cores", "–", f"{cores:.2f}", "–",
+                               "yes" if cores >= 1.9 else "no"])
+    return table
+
+
+SUITES = {"startup": startup, "memory": memory, "single": single, "batch": batch, "huge": huge, "png": png,
+          "paired": paired, "gpu": gpu}

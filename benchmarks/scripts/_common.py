@@ -22,17 +22,20 @@ def arguments(description: str, modes: tuple[str, ...] = ()) -> argparse.Namespa
     parser.add_argument("dst", type=Path)
     parser.add_argument("--quality", type=int, default=85, help="JPEG quality of the outputs")
     parser.add_argument("--threads", type=int, default=1, help="files processed at once")
+    parser.add_argument("--ext", help="the outputs' extension for a folder (default: the input's)")
     if modes:
         parser.add_argument("--mode", choices=modes, default=modes[0])
     return parser.parse_args()
 
 
-def pairs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
-    """(input, output) pairs: one file, or every *.jpg of a folder into the DST folder."""
+def pairs(src: Path, dst: Path, ext: str | None = None, make_outputs: bool = True) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: one file, or every *.jpg of a folder into the DST folder (with the
+    extension ``ext`` when given)."""
     if not src.is_dir():
         return [(src, dst)]
-    dst.mkdir(parents=True, exist_ok=True)
-    return [(path, dst / path.name) for path in sorted(src.glob("*.jpg"))]
+    if make_outputs:
+        dst.mkdir(parents=True, exist_ok=True)
+    return [(path, dst / (path.with_suffix("." + ext).name if ext else path.name)) for path in sorted(src.glob("*.jpg"))]
 
 
 def save(image: Image.Image, path: Path, quality: int) -> None:
@@ -43,10 +46,10 @@ def save(image: Image.Image, path: Path, quality: int) -> None:
         image.save(path)
 
 
-def run(process: Callable[[Path, Path], None], args: argparse.Namespace) -> None:
+def run(process: Callable[[Path, Path], None], args: argparse.Namespace, make_outputs: bool = True) -> None:
     """``process(src, dst)`` for every pair, on ``--threads`` threads (Pillow releases the GIL
     while decoding, resampling and encoding, so threads do run in parallel)."""
-    todo = pairs(args.src, args.dst)
+    todo = pairs(args.src, args.dst, args.ext, make_outputs)
     if args.threads <= 1:
         for src, dst in todo:
             process(src, dst)

@@ -2,8 +2,10 @@
 
 ``Flow.process`` is that whole way for one input, in the caller's thread: the function an
 executor (local threads, Ray workers) calls per input. The scheduler splits it where threads
-help: ``prepare`` and ``decode`` in worker threads, ``compute`` on stacked same-size inputs in
-the main thread, ``encode`` in worker threads again. Each input's plan, memory choice and
+help: on the CPU, ``prepare`` (header and plan) in the main thread and ``carry_out`` (decode,
+then ``finish``: compute and encode) in one worker thread per input; on a GPU, ``prepare`` and
+``decode`` in worker threads, ``compute`` on stacked same-size inputs in the main thread,
+``encode`` in worker threads again. Each input's plan, memory choice and
 target are made once, from its header, before its pixels are read; plans and memory choices
 are shared by inputs of one shape (they are never written to).
 """
@@ -105,15 +107,21 @@ class Flow:
         step = self.prepare(item, target, stdin)
         if isinstance(step, Outcome):
             return step
-        decoded = self.decode(step)
-        if isinstance(decoded, Outcome):
-            return decoded
+        return self.carry_out(step, stdout)
+
+    def carry_out(self, job: Job, stdout: Any = None) -> Outcome:
+        """A planned input's pixels: decode, then ``finish``; what a worker thread runs per input."""
+        decoded = self.decode(job)
+        return decoded if isinstance(decoded, Outcome) else self.finish(decoded, stdout)
+
+    def finish(self, decoded: Decoded, stdout: Any = None) -> Outcome:
+        """Compute one decoded input alone and write its output; failures become the outcome."""
         try:
             [(decoded, result)] = self.compute([decoded])
         except PoolcliError as exc:
-            return Outcome.failed(item.path, exc)
+            return Outcome.failed(decoded.job.item.path, exc)
         if isinstance(result, PoolcliError):
-            return Outcome.failed(item.path, result)
+            return Outcome.failed(decoded.job.item.path, result)
         return self.encode(decoded, result, stdout)
 
     # ------------------------------------------------------------------ the steps

@@ -1,4 +1,4 @@
-"""Many inputs through one process: decode and encode threads around the compute, in order.
+"""Many inputs through one process: each input's whole work in a worker thread, outcomes in order.
 
 ``process_all`` is the library function behind every command that processes images: it takes
 the inputs, a pipeline and ``ProcessOptions`` and returns a ``Summary`` with one ``Outcome``
@@ -17,7 +17,7 @@ from typing import Any, Callable
 from ..core.plan import Pipeline
 from ..errors import PoolcliError
 from .discovery import InputItem
-from .flow import Decoded, Flow
+from .flow import Decoded, Flow, Job
 from .naming import Target, output_targets
 from .options import ProcessOptions
 from .outcome import Outcome, Summary
@@ -37,12 +37,13 @@ def process_all(
     stdin: Any = None,
     stdout: Any = None,
 ) -> Summary:
-    """Process every input: decoding and encoding in worker threads overlap the compute in this
-    thread; consecutive same-size inputs are stacked into one batch (``options.batch_size``).
+    """Process every input. On the CPU each input is decoded, computed and encoded in one worker
+    thread (``_run_per_input``); on a GPU, decode and encode threads overlap the compute in this
+    thread, which stacks consecutive same-size inputs into one batch (``options.batch_size``).
 
-    Queues are bounded (at most a few batches decoded ahead, a few encodes in flight), so memory
-    stays flat over any number of files. SIGINT/SIGTERM stop the batch: in-flight outputs are
-    finished (writes are atomic), nothing else is started, and the summary says what was done.
+    What is in flight is bounded (by ``--workers`` and by ``--memory``), so memory stays flat
+    over any number of files. SIGINT/SIGTERM stop the batch: in-flight outputs are finished
+    (writes are atomic), nothing else is started, and the summary says what was done.
     """
     targets = output_targets(items, options)
     flow = Flow(pipeline, options)
@@ -64,14 +65,110 @@ def process_all(
                                else flow.process(item, target, stdin=stdin, stdout=stdout))
                     if emit(outcome):
                         break
-            else:
+            elif _stacks_on_a_device(pipeline, options):
                 _run_pipelined(flow, list(zip(items, targets)), emit)
+            else:
+                _run_per_input(flow, list(zip(items, targets)), emit)
         except KeyboardInterrupt:
             summary.interrupted = signal.SIGINT
         except Terminated:
             summary.interrupted = signal.SIGTERM
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+class _RunningLimit:
+    """At most ``limit()`` holders at once; the limit is read anew each time (it shrinks as bigger
+    inputs are planned), so a worker waits here until its input fits."""
+
+    def __init__(self, limit: Callable[[], int]):
+        self._limit = limit
+        self._running = 0
+        self._changed = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._running < max(1, self._limit()))
+            self._running += 1
+
+    def __exit__(self, *exc) -> None:
+        with self._changed:
+            self._running -= 1
+            self._changed.notify_all()
+
+
+def _run_per_input(flow: Flow, pairs: list[tuple[InputItem, Target | PoolcliError]],
+                   emit: Callable[[Outcome], bool]) -> None:
+    """This thread reads headers and plans (``Flow.prepare``); each planned input goes to a worker
+    thread that decodes, computes and encodes it (``Flow.carry_out``), with the GIL released in
+    Pillow's codecs and the kernels. At most min(workers, inputs that fit ``--memory``) run at
+    once and as many again wait queued, so a worker never idles while this thread reads the next
+    header (with ``--fail-fast`` nothing is queued: nothing runs after a failure that need not).
+
+    Outcomes are emitted in input order. With ``--fail-fast`` inputs not yet started are
+    cancelled after the first failure; those already running finish and are reported.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    options = flow.options
+    workers = options.threads
+
+    def running_limit() -> int:
+        return min(workers, flow.inputs_in_memory())
+
+    limit = _RunningLimit(running_limit)
+
+    def work(job: Job) -> Outcome:
+        with limit:
+            return flow.carry_out(job)
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poolcli-worker")
+    waiting: deque[Future] = deque()
+    pending = iter(pairs)
+    rounds = 1 if options.fail_fast else 2
+    stop = exhausted = False
+    try:
+        while True:
+            while not stop and not exhausted and sum(not f.done() for f in waiting) < rounds * running_limit():
+                pair = next(pending, None)
+                if pair is None:
+                    exhausted = True
+                    break
+                item, target = pair
+                job = Outcome.failed(item.path, target) if isinstance(target, PoolcliError) else flow.prepare(item, target)
+                waiting.append(_settled(job) if isinstance(job, Outcome) else pool.submit(work, job))
+            if not waiting:
+                break
+            if stop:
+                for future in waiting:
+                    future.cancel()
+                for future in waiting:
+                    if not future.cancelled():
+                        emit(future.result())
+                break
+            stop = emit(waiting.popleft().result()) or stop
+            while waiting and waiting[0].done() and not stop:
+                stop = emit(waiting.popleft().result()) or stop
+    finally:
+        for future in waiting:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _settled(outcome: Outcome) -> Future:
+    from concurrent.futures import Future
+
+    future: Future = Future()
+    future.set_result(outcome)
+    return future
+
+
+def _stacks_on_a_device(pipeline: Pipeline, options: ProcessOptions) -> bool:
+    """Whether inputs are stacked and computed in this thread: on a GPU, where one batch tensor
+    per transfer and kernel launch pays. On the CPU each input runs whole in a worker."""
+    from ..execute.devices import resolve_device
+
+    return not resolve_device(options.device).startswith("cpu") and _batchable(pipeline, options)
 
 
 def _run_pipelined(flow: Flow, pairs: list[tuple[InputItem, Target | PoolcliError]],

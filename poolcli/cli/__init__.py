@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     from .startup import app_for, configure_process, exit_now
 
     args = sys.argv[1:] if argv is None else argv
-    configure_process()
+    configure_process(args)
     try:
         status = typer.main.get_command(app_for(app, args)).main(args=args, prog_name="poolcli", standalone_mode=False)
     except SystemExit as exc:

@@ -141,8 +141,6 @@ def _read_files_from(source: str | None, env: Environment) -> list[str]:
 
 def _process_and_report(items: list[Any], pipeline: Any, options: Any, env: Environment,
                         shared: SharedOptions) -> ExitStatus:
-    from ..render.records import json_line, record
-
     report_file = _open_report(shared.report)
 
     def on_outcome(outcome: Any) -> None:
@@ -151,6 +149,8 @@ def _process_and_report(items: list[Any], pipeline: Any, options: Any, env: Envi
                 raise outcome.exception
             env.error(outcome.exception)
         if env.json or report_file:
+            from ..render.records import json_line, record  # here: only --json and --report need json
+
             line = json_line(record(
                 input=outcome.input, output=outcome.output, status=outcome.status, error=outcome.error,
                 device=outcome.device, plan=outcome.plan, seconds=outcome.seconds,

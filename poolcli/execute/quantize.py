@@ -9,11 +9,12 @@ itself is the one quantizer's arithmetic, per engine (``poolcli.kernels.quantize
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 NORMALIZE_MODES = ("auto", "clip", "minmax", "abs")
 
@@ -40,6 +41,8 @@ class Quantizer:
         self.normalize = normalize
         self.value_max = value_max
         self.out_max = 255 if bit_depth <= 8 else 65535
+        import numpy as np  # here, not at import: the CLI reads NORMALIZE_MODES before numpy is needed
+
         self.dtype = np.uint8 if bit_depth <= 8 else np.uint16
 
     def passes_through(self, data: Any, scale: float) -> bool:
@@ -54,7 +57,11 @@ class Quantizer:
 
     def integers(self, data: Any) -> np.ndarray:
         array = self.backend.to_numpy(data)
-        return array if array.dtype == self.dtype else np.clip(array, 0, self.out_max).astype(self.dtype)
+        if array.dtype == self.dtype:
+            return array
+        import numpy as np
+
+        return np.clip(array, 0, self.out_max).astype(self.dtype)
 
     def convert(self, unit: Any, applied: str, extremes: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """``unit`` values as integers, the way ``applied`` says ("none", "clip", "abs" or a stretch)."""
@@ -64,6 +71,8 @@ class Quantizer:
         elif applied == "abs":
             unit = abs(unit)
         scaled = backend.levels(unit, self.out_max)
+        import numpy as np
+
         with np.errstate(invalid="ignore"):  # NaN has no integer: it casts to 0 without a warning
             return backend.to_numpy(scaled).astype(self.dtype)
 

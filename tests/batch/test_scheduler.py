@@ -231,3 +231,132 @@ def test_one_input_computes_on_every_worker_and_a_batch_on_one(monkeypatch, tmp_
                        ProcessOptions(output=str(tmp_path / "many"), workers=3))
     assert [o.status for o in one.outcomes + many.outcomes] == ["ok"] * 3
     assert seen == [3, 1, 1]
+
+
+# ------------------------------------------------------------------------------------ workers
+
+
+def _photos(tmp_path, count: int) -> list:
+    """``count`` small pictures (copies of the samples), as inputs."""
+    from poolcli.batch import InputItem
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = ["coffee.png", "gray.png", "photo.jpg", "odd.png"]
+    paths = []
+    for i in range(count):
+        source = SAMPLES / names[i % len(names)]
+        path = folder / f"{i:02d}{source.suffix}"
+        shutil.copy(source, path)
+        paths.append(path)
+    return [InputItem(str(p)) for p in paths]
+
+
+def _recording(monkeypatch, record, delay=None):
+    """Wrap each step of Flow so that ``record`` gets (step, input name, thread name)."""
+    import threading
+
+    from poolcli.batch.flow import Flow
+
+    for step in ("prepare", "decode", "compute", "encode"):
+        real = getattr(Flow, step)
+
+        def wrapped(self, first, *args, _real=real, _step=step, **kwargs):
+            name = (first[0].job.item.path if _step == "compute" else
+                    first.job.item.path if _step == "encode" else
+                    first.item.path if _step == "decode" else first.path)
+            record.append((_step, Path(name).name, threading.current_thread().name))
+            if delay is not None and _step == "decode":
+                delay(Path(name).name)
+            return _real(self, first, *args, **kwargs)
+
+        monkeypatch.setattr(Flow, step, wrapped)
+
+
+def test_on_the_cpu_the_main_thread_plans_and_one_worker_does_each_input_whole(monkeypatch, tmp_path):
+    from poolcli.batch import process_all
+    from poolcli.core.plan import Pipeline
+
+    record: list = []
+    _recording(monkeypatch, record)
+    items = _photos(tmp_path, 6)
+    summary = process_all(items, Pipeline.from_specs(["avgpool:2"]),
+                          ProcessOptions(output=str(tmp_path / "out"), workers=2, device="cpu"))
+    assert [o.status for o in summary.outcomes] == ["ok"] * 6
+    for item in items:
+        name = Path(item.path).name
+        threads = {step: thread for step, n, thread in record if n == name}
+        assert threads["prepare"] == "MainThread"
+        assert threads["decode"].startswith("poolcli-worker")
+        assert threads["decode"] == threads["compute"] == threads["encode"]
+
+
+def test_outcomes_come_in_input_order_when_a_later_input_finishes_first(monkeypatch, tmp_path):
+    from poolcli.batch import process_all
+    from poolcli.core.plan import Pipeline
+
+    items = _photos(tmp_path, 5)
+    _recording(monkeypatch, [], delay=lambda name: time.sleep(0.4) if name.startswith("00") else None)
+    seen: list[str] = []
+    summary = process_all(items, Pipeline.from_specs(["maxpool:2"]),
+                          ProcessOptions(output=str(tmp_path / "out"), workers=2, device="cpu"),
+                          on_outcome=lambda outcome: seen.append(outcome.input))
+    assert seen == [item.path for item in items] == [o.input for o in summary.outcomes]
+
+
+@pytest.mark.parametrize("fits, workers", [(1, 3), (2, 3), (5, 2)])
+def test_at_most_the_inputs_that_fit_run_at_once_and_as_many_again_wait(monkeypatch, tmp_path, fits, workers):
+    import threading
+
+    from poolcli.batch import process_all
+    from poolcli.batch.flow import Flow
+    from poolcli.core.plan import Pipeline
+
+    monkeypatch.setattr(Flow, "inputs_in_memory", lambda self: fits)
+    lock = threading.Lock()
+    state = {"running": 0, "most": 0, "prepared": 0, "done": 0, "ahead": 0}
+    real_prepare, real_carry_out = Flow.prepare, Flow.carry_out
+
+    def prepare(self, *args, **kwargs):
+        with lock:
+            state["prepared"] += 1
+            state["ahead"] = max(state["ahead"], state["prepared"] - state["done"])
+        return real_prepare(self, *args, **kwargs)
+
+    def carry_out(self, *args, **kwargs):
+        with lock:
+            state["running"] += 1
+            state["most"] = max(state["most"], state["running"])
+        try:
+            time.sleep(0.05)
+            return real_carry_out(self, *args, **kwargs)
+        finally:
+            with lock:
+                state["running"] -= 1
+                state["done"] += 1
+
+    monkeypatch.setattr(Flow, "prepare", prepare)
+    monkeypatch.setattr(Flow, "carry_out", carry_out)
+    summary = process_all(_photos(tmp_path, 8), Pipeline.from_specs(["avgpool:2"]),
+                          ProcessOptions(output=str(tmp_path / "out"), workers=workers, device="cpu"))
+    assert [o.status for o in summary.outcomes] == ["ok"] * 8
+    limit = min(fits, workers)
+    assert state["most"] == limit
+    assert state["ahead"] <= 2 * limit
+
+
+def test_fail_fast_starts_nothing_after_the_failure_beyond_what_was_running(monkeypatch, tmp_path):
+    from poolcli.batch import process_all
+    from poolcli.core.plan import Pipeline
+
+    items = _photos(tmp_path, 8)
+    truncated = Path(items[1].path)
+    truncated.write_bytes(truncated.read_bytes()[:200])  # the header reads, the pixels do not
+    record: list = []
+    _recording(monkeypatch, record)
+    summary = process_all(items, Pipeline.from_specs(["avgpool:2"]),
+                          ProcessOptions(output=str(tmp_path / "out"), workers=2, device="cpu", fail_fast=True))
+    statuses = [o.status for o in summary.outcomes]
+    assert statuses[:2] == ["ok", "error"] and len(statuses) <= 3
+    decoded = {name for step, name, _ in record if step == "decode"}
+    assert decoded <= {Path(item.path).name for item in items[:3]}

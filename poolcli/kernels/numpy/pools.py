@@ -8,14 +8,59 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import native
+from . import windows
 from .windows import (
     Pair, arg_scan, empty_as, empty_like_pixels, first_offset, flat_index, highest, lowest, offset_views, planes,
-    pool_taps, separable,
+    pool_taps, separable, with_pixel_padding,
 )
+
+# The compiled kernel runs where it has its byte shuffles; its plain loops are slower than numpy's
+# passes on a whole image, so without SSSE3 the numpy kernels below do the work.
+_NATIVE = native.available() and native.features() == ("ssse3",)
+
+
+def _native_pool(x, op: str, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair, ceil_mode: bool,
+                 divisor: int | None = None) -> np.ndarray | None:
+    """The compiled kernel's answer (``kernels.native``), or None where it does not apply: uint8,
+    kernel = stride, no padding or dilation, no ceil_mode window hanging over the edge, and a
+    layout it reads row by row (channels innermost, or planes). Same bytes as the numpy kernels.
+
+    The output has x's four-byte pixels when x is RGB in RGBX memory (``empty_like_pixels``), and
+    both are widened to those four bytes, so each row is one dense run for the kernel.
+    """
+    if not _NATIVE or x.dtype != np.uint8 or x.ndim != 4 or tuple(kernel_size) != tuple(stride):
+        return None
+    if tuple(padding) != (0, 0) or tuple(dilation) != (1, 1):
+        return None
+    n, c, h, w = x.shape
+    kh, kw = kernel_size
+    if h < kh or w < kw or (ceil_mode and (h % kh or w % kw)):
+        return None
+    out = empty_like_pixels(x, (n, c, h // kh, w // kw), np.uint8)
+    wide_in, wide_out = with_pixel_padding(x), with_pixel_padding(out, writeable=True)
+    if wide_in.shape[1] != wide_out.shape[1]:
+        wide_in, wide_out = x, out
+    if not (_rows_readable(wide_in) and _rows_readable(wide_out)):
+        return None
+    threads = windows.band_count(out.shape[2], out.size)
+    native.pool(wide_in, wide_out, kernel_size, op, divisor or kh * kw, threads)
+    return out
+
+
+def _rows_readable(a: np.ndarray) -> bool:
+    """Whether the compiled kernel reads ``a`` row by row: channels innermost and pixels adjacent
+    (an HWC buffer), or each channel a plane of adjacent pixels."""
+    return (a.strides[1] == 1 and a.strides[3] == a.shape[1]) or a.strides[3] == 1
 
 
 def _extreme_pool(x, ufunc, identity, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     """Shared body of max and min pooling: separable values, then a scan for indices if wanted."""
+    if not return_indices:
+        fast = _native_pool(x, "max" if ufunc is np.maximum else "min", kernel_size, stride, padding, dilation,
+                            ceil_mode)
+        if fast is not None:
+            return fast
     taps_h, taps_w, shape = pool_taps(x, kernel_size, stride, padding, dilation, ceil_mode)
     out = separable(ufunc, x, taps_h, taps_w, empty_as(x, shape, x.dtype), identity)
     if not return_indices:
@@ -167,7 +212,11 @@ def avg_pool2d_quantized(x, kernel_size: Pair, stride: Pair, padding: Pair, ceil
     rounds r < h down, r > h up and the tie r = h to the even neighbour; an odd d has no ties and
     ⌊(s + (d − 1)/2)/d⌋ rounds to nearest. 2x2 of (1, 2, 2, 5): 10/4 = 2.5 → 2; (1, 2, 3, 5): 11/4 → 3.
     A power-of-two divisor (2x2, 4x4) uses shifts; sums are rounded block by block, while in cache.
+    uint8 with kernel = stride and no padding goes to the compiled kernel where it is built.
     """
+    fast = _native_pool(x, "avg", kernel_size, stride, padding, (1, 1), ceil_mode, divisor_override)
+    if fast is not None:
+        return fast
     taps_h, taps_w, shape, divisor = _avg_parts(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
                                                 divisor_override)
     acc = sum_dtype(x.dtype, max(1, len(taps_h)) * max(1, len(taps_w)))

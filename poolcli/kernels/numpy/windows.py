@@ -288,9 +288,15 @@ def empty_like_pixels(x: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarra
     return empty_as(wide, (shape[0], 4, *shape[2:]), dtype)[:, :3]
 
 
+def band_count(rows: int, size: int) -> int:
+    """How many threads share an output of ``rows`` rows and ``size`` elements: ``threads()``,
+    fewer for a small output (a band must outweigh handing it over)."""
+    return max(1, min(_threads, rows, max(1, size // _BAND_MIN_OUTPUTS)))
+
+
 def _in_bands(band, rows: int, size: int) -> None:
     """``band(start, end)`` over [0, rows): at once, or split over ``threads()`` threads for a big output."""
-    count = min(_threads, rows, max(1, size // _BAND_MIN_OUTPUTS))
+    count = band_count(rows, size)
     if count <= 1:
         band(0, rows)
         return
