@@ -96,11 +96,9 @@ def read_stages(specs: list[str] | None, pipeline_file: str | None) -> list[Any]
 def check_explainable(plan: Any, select: Select) -> None:
     """Refuse, before printing anything, what cannot be walked through."""
     for stage_plan in plan.stages:
-        reason = refusal(stage_plan)
-        if reason:
-            hint = ("explain the stages before it; poolcli shape shows the whole pipeline" if "too big" in reason
-                    else "poolcli shape shows its sizes; poolcli run computes it")
-            raise UsageError(reason, hint)
+        refused = refusal(stage_plan)
+        if refused:
+            raise UsageError(*refused)
     sizes = [plan.input_shape] + [s.output_shape for s in plan.stages]
     biggest = max(sizes, key=lambda s: math.prod(s))
     if math.prod(biggest) > MAX_ELEMENTS:
