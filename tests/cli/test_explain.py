@@ -157,7 +157,8 @@ def test_grayscale_of_an_image_is_pillows_mode_l():
     assert ">> 16 = " in text
 
 
-def test_explain_does_not_import_torch():
+def test_explain_does_not_import_torch(tmp_path):
+    """Neither the text nor the animation."""
     code = textwrap.dedent(
         """
         import io, sys
@@ -168,10 +169,11 @@ def test_explain_does_not_import_torch():
                  "avgpool:2,p=1", "medianpool:2", "lppool:2,k=1", "globalavgpool", "flatten", "linear:2"]
         explain_command("0 1 2; 3 4 5; 6 7 8", None, specs, None, None, None, None, env)
         assert "max(0, 1, 3, 4) = 4" in env.stdout.getvalue()
+        explain_command("0 1 2; 3 4 5; 6 7 8", None, specs[:9], None, None, None, None, env, animate=sys.argv[1])
         print("torch" in sys.modules)
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.gif")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 

@@ -5,7 +5,8 @@ Frames, in order: for each stage, one frame per window position of its first pla
 channel 0): the input grid with the window (padding grey, ``-∞`` for max; a ceil_mode overhang
 ``·``; cells no window reads hatched), beside it the reduction over the window's values (the
 winner green) or the conv kernel, and the output grid filling in; the caption is the line
-explain prints. Then one result frame per stage: the whole output and its size formulas. So an
+explain prints (a step that writes several output cells, ``Step.targets``, lights them all). Then
+one result frame per stage: the whole output and its size formulas. So an
 animation has Σ windows + one frame per stage; window frames last 1/fps seconds, result frames
 twice that, and the last frame 3 s. Every frame has the same size.
 
@@ -138,7 +139,7 @@ def frames(walks: Iterable[StageWalk], surveys: list[StageSurvey], painter: Pain
             grid = InputGrid(step.plane.canvas, _input_label(step.plane.canvas), step.cells, frozenset(found.reached),
                              step.winner)
             output = OutputGrid(_output_label(found.output), found.output, step.plane.output,
-                                filled, tuple(step.out))  # type: ignore[arg-type]
+                                filled, tuple(step.out), step.targets)  # type: ignore[arg-type]
             yield painter.frame(heading, grid, _panel(step), output, caption(step.line)), step_ms
             last = step
         if last is None:

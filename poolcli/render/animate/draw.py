@@ -239,6 +239,7 @@ class OutputGrid:
     values: Any
     filled: dict
     current: tuple[int, int] | None = None
+    targets: tuple[tuple[int, int], ...] = ()
 
     def draw(self, painter: Painter, draw: Any) -> None:
         layout = painter.layout
@@ -247,8 +248,8 @@ class OutputGrid:
         for r in range(self.shape[0]):
             for c in range(self.shape[1]):
                 box = layout.box(origin, r, c)
-                if (r, c) == self.current:
-                    painter.cell(draw, box, CURRENT, fmt(self.filled[(r, c)]), edge=WINDOW_EDGE)
+                if (r, c) == self.current or (r, c) in self.targets:
+                    painter.cell(draw, box, CURRENT, fmt(self.filled.get((r, c), self.values[r][c])), edge=WINDOW_EDGE)
                 elif (r, c) in self.filled:
                     painter.cell(draw, box, FILLED, fmt(self.filled[(r, c)]))
                 else:
