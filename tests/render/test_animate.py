@@ -204,3 +204,15 @@ def test_the_readme_animation_is_the_commands_output(tmp_path):
     theirs, ours = frames_of(committed), frames_of(fresh)
     assert [(f.size, d) for f, d in theirs] == [(f.size, d) for f, d in ours]
     assert committed.stat().st_size < 60_000
+
+
+def test_steps_that_write_one_place_start_from_what_no_step_writes(tmp_path):
+    """pad lists its padded cells: the inner ones are X from the first frame, and nothing is hatched."""
+    path = tmp_path / "pad.gif"
+    assert animate(walks(D2L, "pad:1"), str(path)) == 16 + 1
+    surveys, painter = prepare(walks(D2L, "pad:1")())
+    layout = painter.layout
+    first = frames_of(path)[0][0]
+    assert colour(first, layout.box(layout.output_at, 2, 2)) == draw.FILLED  # X[1, 1], there from the start
+    assert colour(first, layout.box(layout.output_at, 4, 4)) == draw.EMPTY  # a padded cell still to come
+    assert colour(first, layout.box(layout.input_at, 1, 1)) == draw.WHITE  # not hatched: pad has no windows

@@ -220,7 +220,7 @@ def walk_luma(stage: Any, x: list, plan: Any, context: WalkContext, select: Sele
                 for ch, name in enumerate("RGB"):
                     yield Grid(label(f"{name} = channel {ch} ({H}×{W})"), Canvas.of(x[n][ch]))
                 chosen, rest = shown(H * W, (H, W), select, (H, W), "pixels")
-                view = PlaneView(Canvas.of(x[n][0]), out[n][0])
+                view = PlaneView(Canvas.of(x[n][0]), out[n][0], name="R = channel 0")
                 for k in chosen:
                     i, j = divmod(k, W)
                     rgb = [x[n][ch][i][j] for ch in range(3)]

@@ -108,12 +108,13 @@ class Vector:
 @dataclass(frozen=True)
 class PlaneView:
     """The plane a step belongs to, for pictures: the input canvas, the whole output plane,
-    the conv kernel (or None) and the reduction's name."""
+    the conv kernel (or None), the reduction's name, and what the canvas is when it is not X."""
 
     canvas: Canvas
     output: list
     kernel: list | None = None
     reduction: str | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True)
