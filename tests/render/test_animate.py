@@ -216,3 +216,26 @@ def test_steps_that_write_one_place_start_from_what_no_step_writes(tmp_path):
     assert colour(first, layout.box(layout.output_at, 2, 2)) == draw.FILLED  # X[1, 1], there from the start
     assert colour(first, layout.box(layout.output_at, 4, 4)) == draw.EMPTY  # a padded cell still to come
     assert colour(first, layout.box(layout.input_at, 1, 1)) == draw.WHITE  # not hatched: pad has no windows
+
+
+def test_a_step_that_writes_several_cells_lights_them_all(tmp_path):
+    """``Step.targets``: how a transposed convolution's kernel copy will land on several cells."""
+    from types import SimpleNamespace
+
+    from poolcli.core.walkthrough import Canvas, Heading, PlaneView, Segment, StageWalk, Step
+    from poolcli.core.textbook import REAL, Cell
+
+    output = [[1.0, 2.0, 0.0], [3.0, 4.0, 0.0], [0.0, 0.0, 0.0]]
+    view = PlaneView(Canvas.of([[1.0]]), output)
+    step = Step((0, 0), 1.0, (Segment("Y[0:2, 0:2] += 1·K"),), cells=(Cell(0, 0, REAL, 1.0),), plane=view,
+                targets=((0, 0), (0, 1), (1, 0), (1, 1)))
+    plan = SimpleNamespace(output_shape=(1, 1, 3, 3), formula={})
+    stage = StageWalk(None, plan, [[output]], Heading("made up"), lambda: iter([step]))
+    path = tmp_path / "targets.gif"
+    assert animate(lambda: [stage], str(path)) == 2
+    surveys, painter = prepare([stage])
+    layout = painter.layout
+    first = frames_of(path)[0][0]
+    for cell in step.targets:
+        assert colour(first, layout.box(layout.output_at, *cell)) == draw.CURRENT
+    assert colour(first, layout.box(layout.output_at, 2, 2)) == draw.FILLED  # no step writes it: there already
