@@ -124,13 +124,14 @@ def test_padding_overhang_and_unreached_cells(tmp_path):
 
 def test_captions_are_explains_lines(tmp_path, monkeypatch):
     drawn: list[str] = []
-    original = draw.Painter.frame
+    original = draw.Painter.words
 
-    def spy(self, title, input_grid, panel, output, text):
-        drawn.append(text)
-        return original(self, title, input_grid, panel, output, text)
+    def spy(self, pen, title, text):
+        if text:
+            drawn.append(text)
+        return original(self, pen, title, text)
 
-    monkeypatch.setattr(draw.Painter, "frame", spy)
+    monkeypatch.setattr(draw.Painter, "words", spy)
     animate(walks(D2L, "conv:weight=0 1; 2 3"), str(tmp_path / "conv.gif"))
     assert drawn[:4] == ["Y[0, 0] = 0×0 + 1×1 + 3×2 + 4×3 = 19", "Y[0, 1] = 1×0 + 2×1 + 4×2 + 5×3 = 25",
                          "Y[1, 0] = 3×0 + 4×1 + 6×2 + 7×3 = 37", "Y[1, 1] = 4×0 + 5×1 + 7×2 + 8×3 = 43"]
@@ -158,18 +159,20 @@ def test_dejavu_when_installed():
 def test_frames_are_written_as_they_are_drawn(tmp_path, monkeypatch):
     """Memory does not grow with the frames: at most two are alive at any time (one drawn, one held
     back to give the last frame its longer duration)."""
+    import poolcli.render.animate as animation
+
     alive: list[weakref.ref] = []
     most = []
-    original = draw.Painter.frame
+    original = animation.frames
 
-    def tracked(self, *args):
-        gc.collect()
-        most.append(sum(ref() is not None for ref in alive))
-        image = original(self, *args)
-        alive.append(weakref.ref(image))
-        return image
+    def tracked(*args):
+        for image, duration in original(*args):
+            gc.collect()
+            most.append(sum(ref() is not None for ref in alive))
+            alive.append(weakref.ref(image))
+            yield image, duration
 
-    monkeypatch.setattr(draw.Painter, "frame", tracked)
+    monkeypatch.setattr(animation, "frames", tracked)
     assert animate(walks(FIVE, "maxpool:2,s=1", "avgpool:2,s=1"), str(tmp_path / "many.png")) == 16 + 1 + 9 + 1
     assert max(most) <= 2
 

@@ -132,23 +132,33 @@ def _output_label(shape: tuple[int, int]) -> str:
 
 
 def frames(walks: Iterable[StageWalk], surveys: list[StageSurvey], painter: Painter, fps: float) -> Iterator[tuple[Any, int]]:
-    """(frame, duration in ms) for every window of every stage, then each stage's result."""
+    """(frame, duration in ms) for every window of every stage, then each stage's result.
+
+    Each stage's grids are drawn once (``standing``); a window's frame is drawn over a copy of
+    them, and the output cell it wrote is then added to them."""
+    from PIL import ImageDraw
+
     step_ms = round(1000 / fps)
     for walk, found in zip(walks, surveys):
-        filled: dict[tuple[int, int], float] = {}
         reached = frozenset(found.reached) if found.windowed else frozenset()
+        standing = None
         last: Step | None = None
         for k, step in enumerate(first_plane_steps(walk)):
-            if not filled:  # what no step writes is there from the start (pad's inner cells, unpool's zeros)
+            if standing is None:  # what no step writes is there from the start (pad's inner cells, unpool's zeros)
                 values = step.plane.output
                 filled = {(r, c): values[r][c] for r in range(found.output[0]) for c in range(found.output[1])
                           if (r, c) not in found.written}
-            filled[tuple(step.out)] = step.value  # type: ignore[index]
-            heading = title(found, k + 1)
+                standing = painter.frame("", InputGrid(step.plane.canvas, _input_label(step.plane), (), reached), None,
+                                         OutputGrid(_output_label(found.output), found.output, values, filled), "")
+                pen = ImageDraw.Draw(standing)
+            written = [tuple(step.out), *step.targets]
+            for cell in written:
+                filled[cell] = step.value if cell == tuple(step.out) else step.plane.output[cell[0]][cell[1]]
             grid = InputGrid(step.plane.canvas, _input_label(step.plane), step.cells, reached, step.winner)
-            output = OutputGrid(_output_label(found.output), found.output, step.plane.output,
-                                filled, tuple(step.out), step.targets)  # type: ignore[arg-type]
-            yield painter.frame(heading, grid, _panel(step), output, caption(step.line)), step_ms
+            output = OutputGrid(_output_label(found.output), found.output, step.plane.output, filled,
+                                tuple(step.out), step.targets)  # type: ignore[arg-type]
+            yield painter.overlay(standing, title(found, k + 1), grid, _panel(step), output, caption(step.line)), step_ms
+            OutputGrid("", found.output, step.plane.output, filled).draw(painter, pen, cells=written)
             last = step
         if last is None:
             continue
