@@ -242,3 +242,26 @@ def test_a_step_that_writes_several_cells_lights_them_all(tmp_path):
     for cell in step.targets:
         assert colour(first, layout.box(layout.output_at, *cell)) == draw.CURRENT
     assert colour(first, layout.box(layout.output_at, 2, 2)) == draw.FILLED  # no step writes it: there already
+
+
+@pytest.mark.parametrize("writer", ["gif", "png"])
+def test_a_small_change_costs_a_small_frame(tmp_path, writer):
+    """Only the changed rectangle is written, unchanged pixels transparent, and read back whole."""
+    path = tmp_path / f"small.{writer}"
+    size = (300, 200)
+    out = GifWriter(str(path), size, draw.palette()) if writer == "gif" else ApngWriter(str(path), size)
+    first = Image.new("RGB", size, draw.WHITE)
+    out.add(first, 100)
+    out.file.flush()
+    before = out.file.tell()
+    second = first.copy()
+    second.paste(draw.WINDOW, (100, 50, 140, 90))
+    second.putpixel((5, 5), draw.INK)
+    out.add(second, 100)
+    out.file.flush()
+    assert out.file.tell() - before < 400
+    out.close()
+    frames = frames_of(path)
+    assert frames[1][0].getpixel((120, 70)) == draw.WINDOW
+    assert frames[1][0].getpixel((5, 5)) == draw.INK
+    assert frames[1][0].getpixel((60, 40)) == draw.WHITE

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, NamedTuple, Protocol, Sequence
 
-from ..textbook import OUTSIDE, PAD, REAL, Cell, Padded, fmt, operand
+from ..textbook import OUTSIDE, PAD, REAL, Cell, Padded, fmt
 
 WINDOW_LIMIT = 8  # windows shown per plane for inputs larger than SMALL_SIDE × SMALL_SIDE
 SMALL_SIDE = 16

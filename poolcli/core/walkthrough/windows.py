@@ -20,9 +20,8 @@ from typing import Any, Iterator, Sequence
 from .. import textbook as tb
 from ..textbook import OUTSIDE, PAD, Window, fmt, operand
 from .items import (
-    MAX_PLANES, MAX_TERMS, MUTED, PADDED, VALUE, Canvas, Grid, Item, Line, PlaneView, Segment, Select, Step, Text,
-    WalkContext, count_of, element, label, muted, nested_depth, nth, plane_end, plane_title, planes, planes_note, result,
-    shown, terms,
+    MAX_PLANES, MAX_TERMS, PADDED, Canvas, Grid, Item, Line, PlaneView, Segment, Select, Step, WalkContext, count_of,
+    element, label, muted, nested_depth, nth, plane_end, plane_title, planes, planes_note, result, shown, terms,
 )
 
 
