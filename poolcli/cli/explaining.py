@@ -15,7 +15,7 @@ from typing import Any
 from ..core.arithmetic import format_shape
 from ..core.textbook import fmt
 from ..core.walkthrough import Select, WalkContext, refusal, walk
-from ..errors import UsageError
+from ..errors import OutputError, UsageError
 
 MAX_ELEMENTS = 65536  # values in any tensor of the walkthrough (use --crop for images)
 INTEGER_DTYPES = ("uint8", "uint16", "int32")  # the kernels' luma takes Pillow's fixed point on these
@@ -186,7 +186,10 @@ def explain_command(
             return walk(plan, values, context=WalkContext(weights=KernelWeights(), integer=integer),
                         select=Select(every=True))
 
-        frames = draw_animation(every_window, animate, frame_rate)
+        try:
+            frames = draw_animation(every_window, animate, frame_rate)
+        except OSError as exc:
+            raise OutputError(f"{animate}: {exc.strerror or exc}", "check that its folder is writable and has room") from None
         env.info(f"wrote {animate} ({frames} frames)")
     return 0
 
@@ -206,6 +209,11 @@ def check_animation(path: str | None, fps: float | None) -> float:
     if extension not in FORMATS:
         raise UsageError(f"--animate {path}: {extension or 'no extension'} is not an animation format",
                          "use .gif, or .png for an animated PNG")
+    if os.path.isdir(path):
+        raise UsageError(f"--animate {path} is a folder", "name a .gif or .png file to write")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise UsageError(f"--animate {path}: there is no folder {folder}", "create it first, or write the file elsewhere")
     return DEFAULT_FPS if fps is None else fps
 
 

@@ -242,6 +242,13 @@ def test_animate_refuses_big_stages_with_the_crop_hint(invoke, tmp_path):
     assert result.exit_code == 0, result.output
 
 
+def test_animate_target_that_cannot_be_a_file(invoke, tmp_path):
+    (tmp_path / "taken.gif").mkdir()
+    for target, message in ((tmp_path / "taken.gif", "is a folder"), (tmp_path / "none" / "a.gif", "there is no folder")):
+        result = invoke("explain", "--matrix", D2L, "-S", "maxpool:2", "--animate", str(target))
+        assert result.exit_code == 2 and message in result.stderr and result.stdout == ""
+
+
 def test_animate_refuses_stages_without_a_grid(invoke, tmp_path):
     result = invoke("explain", "--matrix", D2L, "-S", "flatten", "--animate", str(tmp_path / "f.gif"))
     assert result.exit_code == 2
