@@ -15,7 +15,7 @@ from typing import Any
 from ..core.arithmetic import format_shape
 from ..core.textbook import fmt
 from ..core.walkthrough import Select, WalkContext, refusal, walk
-from ..errors import UsageError
+from ..errors import OutputError, UsageError
 
 MAX_ELEMENTS = 65536  # values in any tensor of the walkthrough (use --crop for images)
 INTEGER_DTYPES = ("uint8", "uint16", "int32")  # the kernels' luma takes Pillow's fixed point on these
@@ -96,11 +96,9 @@ def read_stages(specs: list[str] | None, pipeline_file: str | None) -> list[Any]
 def check_explainable(plan: Any, select: Select) -> None:
     """Refuse, before printing anything, what cannot be walked through."""
     for stage_plan in plan.stages:
-        reason = refusal(stage_plan)
-        if reason:
-            hint = ("explain the stages before it; poolcli shape shows the whole pipeline" if "too big" in reason
-                    else "poolcli shape shows its sizes; poolcli run computes it")
-            raise UsageError(reason, hint)
+        refused = refusal(stage_plan)
+        if refused:
+            raise UsageError(*refused)
     sizes = [plan.input_shape] + [s.output_shape for s in plan.stages]
     biggest = max(sizes, key=lambda s: math.prod(s))
     if math.prod(biggest) > MAX_ELEMENTS:
@@ -188,7 +186,10 @@ def explain_command(
             return walk(plan, values, context=WalkContext(weights=KernelWeights(), integer=integer),
                         select=Select(every=True))
 
-        frames = draw_animation(every_window, animate, frame_rate)
+        try:
+            frames = draw_animation(every_window, animate, frame_rate)
+        except OSError as exc:
+            raise OutputError(f"{animate}: {exc.strerror or exc}", "check that its folder is writable and has room") from None
         env.info(f"wrote {animate} ({frames} frames)")
     return 0
 
@@ -208,6 +209,11 @@ def check_animation(path: str | None, fps: float | None) -> float:
     if extension not in FORMATS:
         raise UsageError(f"--animate {path}: {extension or 'no extension'} is not an animation format",
                          "use .gif, or .png for an animated PNG")
+    if os.path.isdir(path):
+        raise UsageError(f"--animate {path} is a folder", "name a .gif or .png file to write")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise UsageError(f"--animate {path}: there is no folder {folder}", "create it first, or write the file elsewhere")
     return DEFAULT_FPS if fps is None else fps
 
 

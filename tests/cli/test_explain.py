@@ -157,7 +157,8 @@ def test_grayscale_of_an_image_is_pillows_mode_l():
     assert ">> 16 = " in text
 
 
-def test_explain_does_not_import_torch():
+def test_explain_does_not_import_torch(tmp_path):
+    """Neither the text nor the animation."""
     code = textwrap.dedent(
         """
         import io, sys
@@ -168,10 +169,11 @@ def test_explain_does_not_import_torch():
                  "avgpool:2,p=1", "medianpool:2", "lppool:2,k=1", "globalavgpool", "flatten", "linear:2"]
         explain_command("0 1 2; 3 4 5; 6 7 8", None, specs, None, None, None, None, env)
         assert "max(0, 1, 3, 4) = 4" in env.stdout.getvalue()
+        explain_command("0 1 2; 3 4 5; 6 7 8", None, specs[:9], None, None, None, None, env, animate=sys.argv[1])
         print("torch" in sys.modules)
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.gif")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 
@@ -238,6 +240,13 @@ def test_animate_refuses_big_stages_with_the_crop_hint(invoke, tmp_path):
     assert result.stdout == ""
     result = invoke("explain", path, "--crop", "0,0,32,32", "-S", "maxpool:2", "--animate", str(tmp_path / "ok.gif"))
     assert result.exit_code == 0, result.output
+
+
+def test_animate_target_that_cannot_be_a_file(invoke, tmp_path):
+    (tmp_path / "taken.gif").mkdir()
+    for target, message in ((tmp_path / "taken.gif", "is a folder"), (tmp_path / "none" / "a.gif", "there is no folder")):
+        result = invoke("explain", "--matrix", D2L, "-S", "maxpool:2", "--animate", str(target))
+        assert result.exit_code == 2 and message in result.stderr and result.stdout == ""
 
 
 def test_animate_refuses_stages_without_a_grid(invoke, tmp_path):

@@ -92,10 +92,10 @@ def test_stages_feed_each_other_with_unpool_indices():
 
 def test_refusal_before_any_output():
     plan = Pipeline([parse_stage("fractionalmaxpool:2,output_size=2")]).plan((1, 1, 4, 4))
-    assert refusal(plan.stages[0]) == ("stage 0 fractionalmaxpool has no window-by-window explanation: "
-                                       "its windows come from torch's random generator")
+    assert refusal(plan.stages[0])[0] == ("stage 0 fractionalmaxpool has no window-by-window explanation: "
+                                          "its windows come from torch's random generator")
     plan = Pipeline([parse_stage("flatten"), parse_stage("linear:2")]).plan((1, 1, 5, 5))
-    assert "linear on 25 features is too big" in refusal(plan.stages[1])
+    assert "linear on 25 features is too big" in refusal(plan.stages[1])[0]
     assert refusal(plan.stages[0]) is None
 
 

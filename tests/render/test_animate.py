@@ -124,13 +124,14 @@ def test_padding_overhang_and_unreached_cells(tmp_path):
 
 def test_captions_are_explains_lines(tmp_path, monkeypatch):
     drawn: list[str] = []
-    original = draw.Painter.frame
+    original = draw.Painter.words
 
-    def spy(self, title, input_grid, panel, output, text):
-        drawn.append(text)
-        return original(self, title, input_grid, panel, output, text)
+    def spy(self, pen, title, text):
+        if text:
+            drawn.append(text)
+        return original(self, pen, title, text)
 
-    monkeypatch.setattr(draw.Painter, "frame", spy)
+    monkeypatch.setattr(draw.Painter, "words", spy)
     animate(walks(D2L, "conv:weight=0 1; 2 3"), str(tmp_path / "conv.gif"))
     assert drawn[:4] == ["Y[0, 0] = 0×0 + 1×1 + 3×2 + 4×3 = 19", "Y[0, 1] = 1×0 + 2×1 + 4×2 + 5×3 = 25",
                          "Y[1, 0] = 3×0 + 4×1 + 6×2 + 7×3 = 37", "Y[1, 1] = 4×0 + 5×1 + 7×2 + 8×3 = 43"]
@@ -158,18 +159,20 @@ def test_dejavu_when_installed():
 def test_frames_are_written_as_they_are_drawn(tmp_path, monkeypatch):
     """Memory does not grow with the frames: at most two are alive at any time (one drawn, one held
     back to give the last frame its longer duration)."""
+    import poolcli.render.animate as animation
+
     alive: list[weakref.ref] = []
     most = []
-    original = draw.Painter.frame
+    original = animation.frames
 
-    def tracked(self, *args):
-        gc.collect()
-        most.append(sum(ref() is not None for ref in alive))
-        image = original(self, *args)
-        alive.append(weakref.ref(image))
-        return image
+    def tracked(*args):
+        for image, duration in original(*args):
+            gc.collect()
+            most.append(sum(ref() is not None for ref in alive))
+            alive.append(weakref.ref(image))
+            yield image, duration
 
-    monkeypatch.setattr(draw.Painter, "frame", tracked)
+    monkeypatch.setattr(animation, "frames", tracked)
     assert animate(walks(FIVE, "maxpool:2,s=1", "avgpool:2,s=1"), str(tmp_path / "many.png")) == 16 + 1 + 9 + 1
     assert max(most) <= 2
 
@@ -204,3 +207,61 @@ def test_the_readme_animation_is_the_commands_output(tmp_path):
     theirs, ours = frames_of(committed), frames_of(fresh)
     assert [(f.size, d) for f, d in theirs] == [(f.size, d) for f, d in ours]
     assert committed.stat().st_size < 60_000
+
+
+def test_steps_that_write_one_place_start_from_what_no_step_writes(tmp_path):
+    """pad lists its padded cells: the inner ones are X from the first frame, and nothing is hatched."""
+    path = tmp_path / "pad.gif"
+    assert animate(walks(D2L, "pad:1"), str(path)) == 16 + 1
+    surveys, painter = prepare(walks(D2L, "pad:1")())
+    layout = painter.layout
+    first = frames_of(path)[0][0]
+    assert colour(first, layout.box(layout.output_at, 2, 2)) == draw.FILLED  # X[1, 1], there from the start
+    assert colour(first, layout.box(layout.output_at, 4, 4)) == draw.EMPTY  # a padded cell still to come
+    assert colour(first, layout.box(layout.input_at, 1, 1)) == draw.WHITE  # not hatched: pad has no windows
+
+
+def test_a_step_that_writes_several_cells_lights_them_all(tmp_path):
+    """``Step.targets``: how a transposed convolution's kernel copy will land on several cells."""
+    from types import SimpleNamespace
+
+    from poolcli.core.walkthrough import Canvas, Heading, PlaneView, Segment, StageWalk, Step
+    from poolcli.core.textbook import REAL, Cell
+
+    output = [[1.0, 2.0, 0.0], [3.0, 4.0, 0.0], [0.0, 0.0, 0.0]]
+    view = PlaneView(Canvas.of([[1.0]]), output)
+    step = Step((0, 0), 1.0, (Segment("Y[0:2, 0:2] += 1·K"),), cells=(Cell(0, 0, REAL, 1.0),), plane=view,
+                targets=((0, 0), (0, 1), (1, 0), (1, 1)))
+    plan = SimpleNamespace(output_shape=(1, 1, 3, 3), formula={})
+    stage = StageWalk(None, plan, [[output]], Heading("made up"), lambda: iter([step]))
+    path = tmp_path / "targets.gif"
+    assert animate(lambda: [stage], str(path)) == 2
+    surveys, painter = prepare([stage])
+    layout = painter.layout
+    first = frames_of(path)[0][0]
+    for cell in step.targets:
+        assert colour(first, layout.box(layout.output_at, *cell)) == draw.CURRENT
+    assert colour(first, layout.box(layout.output_at, 2, 2)) == draw.FILLED  # no step writes it: there already
+
+
+@pytest.mark.parametrize("writer", ["gif", "png"])
+def test_a_small_change_costs_a_small_frame(tmp_path, writer):
+    """Only the changed rectangle is written, unchanged pixels transparent, and read back whole."""
+    path = tmp_path / f"small.{writer}"
+    size = (300, 200)
+    out = GifWriter(str(path), size, draw.palette()) if writer == "gif" else ApngWriter(str(path), size)
+    first = Image.new("RGB", size, draw.WHITE)
+    out.add(first, 100)
+    out.file.flush()
+    before = out.file.tell()
+    second = first.copy()
+    second.paste(draw.WINDOW, (100, 50, 140, 90))
+    second.putpixel((5, 5), draw.INK)
+    out.add(second, 100)
+    out.file.flush()
+    assert out.file.tell() - before < 400
+    out.close()
+    frames = frames_of(path)
+    assert frames[1][0].getpixel((120, 70)) == draw.WINDOW
+    assert frames[1][0].getpixel((5, 5)) == draw.INK
+    assert frames[1][0].getpixel((60, 40)) == draw.WHITE

@@ -39,15 +39,17 @@ from .walkers import WALKERS
 # ------------------------------------------------------------------------------ entry points
 
 
-def refusal(stage_plan: Any) -> str | None:
-    """Why a planned stage cannot be walked through (None: it can), said before any output."""
+def refusal(stage_plan: Any) -> tuple[str, str] | None:
+    """Why a planned stage cannot be walked through, and a hint (None: it can), said before any output."""
     stage = stage_plan.stage
     if stage.walkthrough not in WALKERS:
         reason = f": {stage.unexplained}" if stage.unexplained else ""
-        return f"stage {stage_plan.index} {stage.op} has no window-by-window explanation{reason}"
+        return (f"stage {stage_plan.index} {stage.op} has no window-by-window explanation{reason}",
+                "poolcli shape shows its sizes; poolcli run computes it")
     if stage.walkthrough == "linear" and stage_plan.input_shape[-1] > LINEAR_MAX_FEATURES:
         return (f"stage {stage_plan.index} linear on {stage_plan.input_shape[-1]} features is too big to "
-                f"explain term by term (at most {LINEAR_MAX_FEATURES})")
+                f"explain term by term (at most {LINEAR_MAX_FEATURES})",
+                "explain the stages before it; poolcli shape shows the whole pipeline")
     return None
 
 

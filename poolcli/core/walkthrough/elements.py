@@ -16,7 +16,8 @@ from .. import textbook as tb
 from ..textbook import PAD, REAL, Cell, fmt, operand
 from .items import (
     MAX_PLANES, MUTED, VALUE, WINDOW_LIMIT, Canvas, Grid, Item, PlaneView, Segment, Select, Step, Text, Vector,
-    WalkContext, element, elementwise, footer, label, muted, plane_title, planes, planes_note, result, shown, terms,
+    WalkContext, element, elementwise, footer, label, muted, plane_end, plane_title, planes, planes_note, result, shown,
+    terms,
 )
 from .items import SMALL_SIDE, SMALL_WINDOWS
 
@@ -184,9 +185,7 @@ def walk_elementwise(stage: Any, x: list, plan: Any, context: WalkContext, selec
                 v = x[n][c][i][j]
                 yield Step((i, j), out[n][c][i][j], (element((i, j)), *_definition(stage, v, out[n][c][i][j])),
                            cells=(Cell(i, j, REAL, v),), plane=view)
-            if rest:
-                yield muted(rest)
-            yield from footer(plan, out[n][c])
+            yield from plane_end(rest, plan, out[n][c])
         if len(all_planes) > MAX_PLANES:
             yield planes_note(len(all_planes))
 
@@ -221,7 +220,7 @@ def walk_luma(stage: Any, x: list, plan: Any, context: WalkContext, select: Sele
                 for ch, name in enumerate("RGB"):
                     yield Grid(label(f"{name} = channel {ch} ({H}×{W})"), Canvas.of(x[n][ch]))
                 chosen, rest = shown(H * W, (H, W), select, (H, W), "pixels")
-                view = PlaneView(Canvas.of(x[n][0]), out[n][0])
+                view = PlaneView(Canvas.of(x[n][0]), out[n][0], name="R = channel 0")
                 for k in chosen:
                     i, j = divmod(k, W)
                     rgb = [x[n][ch][i][j] for ch in range(3)]

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, NamedTuple, Protocol, Sequence
 
-from ..textbook import OUTSIDE, PAD, REAL, Cell, Padded, fmt, operand
+from ..textbook import OUTSIDE, PAD, REAL, Cell, Padded, fmt
 
 WINDOW_LIMIT = 8  # windows shown per plane for inputs larger than SMALL_SIDE × SMALL_SIDE
 SMALL_SIDE = 16
@@ -108,18 +108,22 @@ class Vector:
 @dataclass(frozen=True)
 class PlaneView:
     """The plane a step belongs to, for pictures: the input canvas, the whole output plane,
-    the conv kernel (or None) and the reduction's name."""
+    the conv kernel (or None), the reduction's name, and what the canvas is when it is not X."""
 
     canvas: Canvas
     output: list
     kernel: list | None = None
     reduction: str | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True)
 class Step:
     """One output element: where (``out``), its value, its line (``Y[i, j] = … = value``), notes,
-    the input cells it read, and the canvas to mark them on (None: the line alone)."""
+    the input cells it read, and the canvas to mark them on (None: the line alone). ``plane`` is
+    the plane it belongs to (for pictures), ``winner`` the cell a max or min took, and ``targets``
+    the output cells it writes when they are more than ``out`` (a transposed convolution's kernel
+    copy lands on several)."""
 
     out: tuple[int, ...]
     value: float
@@ -129,6 +133,7 @@ class Step:
     canvas: Canvas | None = None
     plane: PlaneView | None = None
     winner: Cell | None = None
+    targets: tuple[tuple[int, int], ...] = ()
 
 
 Item = Any  # Heading | Text | Grid | Vector | Step
@@ -266,6 +271,14 @@ def footer(plan: Any, output: list | None = None, highlight: Sequence[tuple[int,
         yield Text((Segment(f"{axis}_out" if axis in ("H", "W") else axis, LABEL), Segment(f": {text}")))
     for note in getattr(plan, "notes", None) or []:
         yield muted(note)
+
+
+def plane_end(rest: str | None, plan: Any, output: list | None = None,
+              highlight: Sequence[tuple[int, int]] = ()) -> Iterator[Item]:
+    """What closes a plane's walk: the note on the elements not shown, then the footer."""
+    if rest:
+        yield muted(rest)
+    yield from footer(plan, output, highlight)
 
 
 def count_of(n: int, noun: str) -> str:

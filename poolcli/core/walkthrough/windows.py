@@ -20,9 +20,8 @@ from typing import Any, Iterator, Sequence
 from .. import textbook as tb
 from ..textbook import OUTSIDE, PAD, Window, fmt, operand
 from .items import (
-    MAX_PLANES, MAX_TERMS, MUTED, PADDED, VALUE, Canvas, Grid, Item, Line, PlaneView, Segment, Select, Step, Text,
-    WalkContext, count_of, element, footer, label, muted, nested_depth, nth, plane_title, planes, planes_note, result,
-    shown, terms,
+    MAX_PLANES, MAX_TERMS, PADDED, Canvas, Grid, Item, Line, PlaneView, Segment, Select, Step, WalkContext, count_of,
+    element, label, muted, nested_depth, nth, plane_end, plane_title, planes, planes_note, result, shown, terms,
 )
 
 
@@ -162,9 +161,7 @@ def walk_pool(stage: Any, x: list, plan: Any, context: WalkContext, select: Sele
                 line, notes = pool_expression(window, reduction, value, **options)
                 yield Step(window.out, value, (element(window.out), *line), tuple(notes), window.cells, canvas, view,
                            _winner(window, reduction, W))
-            if rest:
-                yield muted(rest)
-            yield from footer(plan, out[n][c])
+            yield from plane_end(rest, plan, out[n][c])
         if len(all_planes) > MAX_PLANES:
             yield planes_note(len(all_planes))
 
@@ -269,9 +266,7 @@ def walk_conv(stage: Any, x: list, plan: Any, context: WalkContext, select: Sele
                 value = out[n][o][i][j]
                 line, notes = conv_expression(list(zip(windows, kernels)), b, value)
                 yield Step((i, j), value, (element((i, j)), *line), tuple(notes), windows[0].cells, canvas, view)
-            if rest:
-                yield muted(rest)
-            yield from footer(plan, out[n][o])
+            yield from plane_end(rest, plan, out[n][o])
         if len(all_planes) > MAX_PLANES:
             yield planes_note(len(all_planes))
 

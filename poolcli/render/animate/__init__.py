@@ -5,7 +5,8 @@ Frames, in order: for each stage, one frame per window position of its first pla
 channel 0): the input grid with the window (padding grey, ``-∞`` for max; a ceil_mode overhang
 ``·``; cells no window reads hatched), beside it the reduction over the window's values (the
 winner green) or the conv kernel, and the output grid filling in; the caption is the line
-explain prints. Then one result frame per stage: the whole output and its size formulas. So an
+explain prints (a step that writes several output cells, ``Step.targets``, lights them all). Then
+one result frame per stage: the whole output and its size formulas. So an
 animation has Σ windows + one frame per stage; window frames last 1/fps seconds, result frames
 twice that, and the last frame 3 s. Every frame has the same size.
 
@@ -43,6 +44,8 @@ class StageSurvey:
     output: tuple[int, int] = (0, 0)
     panel: tuple[int, int] = (0, 0)
     reached: set = field(default_factory=set)
+    written: set = field(default_factory=set)
+    windowed: bool = False
     steps: int = 0
     caption_chars: int = 0
     caption_lines: int = 1
@@ -91,10 +94,12 @@ def survey(walk: StageWalk) -> StageSurvey:
             found.rows, found.cols = step.plane.canvas.rows, step.plane.canvas.cols
             found.output = (len(step.plane.output), len(step.plane.output[0]))
             panel = _panel(step)
-            found.labels = (_input_label(step.plane.canvas), panel.label if panel else "", _output_label(found.output))
+            found.labels = (_input_label(step.plane), panel.label if panel else "", _output_label(found.output))
         found.steps += 1
         found.panel = tuple(max(a, b) for a, b in zip(found.panel, _panel_shape(step)))  # type: ignore[assignment]
         found.reached.update((c.row, c.col) for c in step.cells if c.kind not in (PAD, OUTSIDE))
+        found.written.update({tuple(step.out), *step.targets})
+        found.windowed = found.windowed or step.plane.reduction is not None or step.plane.kernel is not None
         found.caption_chars = max(found.caption_chars, len(caption(step.line)))
     return found
 
@@ -114,12 +119,12 @@ def _panel(step: Step) -> Panel | None:
     return Panel(f"{step.plane.reduction} of the window", grid)
 
 
-def title(found: StageSurvey, window: int) -> str:
-    return f"{found.heading}   window {window} of {found.steps}"
+def title(found: StageSurvey, number: int) -> str:
+    return f"{found.heading}   {'window' if found.windowed else 'element'} {number} of {found.steps}"
 
 
-def _input_label(canvas: Any) -> str:
-    return f"input X ({canvas.plane.H}×{canvas.plane.W})"
+def _input_label(view: Any) -> str:
+    return f"{view.name or 'input X'} ({view.canvas.plane.H}×{view.canvas.plane.W})"
 
 
 def _output_label(shape: tuple[int, int]) -> str:
@@ -127,25 +132,39 @@ def _output_label(shape: tuple[int, int]) -> str:
 
 
 def frames(walks: Iterable[StageWalk], surveys: list[StageSurvey], painter: Painter, fps: float) -> Iterator[tuple[Any, int]]:
-    """(frame, duration in ms) for every window of every stage, then each stage's result."""
+    """(frame, duration in ms) for every window of every stage, then each stage's result.
+
+    Each stage's grids are drawn once (``standing``); a window's frame is drawn over a copy of
+    them, and the output cell it wrote is then added to them."""
+    from PIL import ImageDraw
+
     step_ms = round(1000 / fps)
     for walk, found in zip(walks, surveys):
-        filled: dict[tuple[int, int], float] = {}
+        reached = frozenset(found.reached) if found.windowed else frozenset()
+        standing = None
         last: Step | None = None
         for k, step in enumerate(first_plane_steps(walk)):
-            filled[tuple(step.out)] = step.value  # type: ignore[index]
-            heading = title(found, k + 1)
-            grid = InputGrid(step.plane.canvas, _input_label(step.plane.canvas), step.cells, frozenset(found.reached),
-                             step.winner)
-            output = OutputGrid(_output_label(found.output), found.output, step.plane.output,
-                                filled, tuple(step.out))  # type: ignore[arg-type]
-            yield painter.frame(heading, grid, _panel(step), output, caption(step.line)), step_ms
+            if standing is None:  # what no step writes is there from the start (pad's inner cells, unpool's zeros)
+                values = step.plane.output
+                filled = {(r, c): values[r][c] for r in range(found.output[0]) for c in range(found.output[1])
+                          if (r, c) not in found.written}
+                standing = painter.frame("", InputGrid(step.plane.canvas, _input_label(step.plane), (), reached), None,
+                                         OutputGrid(_output_label(found.output), found.output, values, filled), "")
+                pen = ImageDraw.Draw(standing)
+            written = [tuple(step.out), *step.targets]
+            for cell in written:
+                filled[cell] = step.value if cell == tuple(step.out) else step.plane.output[cell[0]][cell[1]]
+            grid = InputGrid(step.plane.canvas, _input_label(step.plane), step.cells, reached, step.winner)
+            output = OutputGrid(_output_label(found.output), found.output, step.plane.output, filled,
+                                tuple(step.out), step.targets)  # type: ignore[arg-type]
+            yield painter.overlay(standing, title(found, k + 1), grid, _panel(step), output, caption(step.line)), step_ms
+            OutputGrid("", found.output, step.plane.output, filled).draw(painter, pen, cells=written)
             last = step
         if last is None:
             continue
         values = last.plane.output
         done = {(r, c): values[r][c] for r in range(found.output[0]) for c in range(found.output[1])}
-        grid = InputGrid(last.plane.canvas, _input_label(last.plane.canvas), (), frozenset(found.reached))
+        grid = InputGrid(last.plane.canvas, _input_label(last.plane), (), reached)
         output = OutputGrid(_output_label(found.output), found.output, values, done)
         yield painter.frame(f"{found.heading}   result", grid, None, output, result_caption(walk)), 2 * step_ms
 

@@ -128,6 +128,7 @@ class Painter:
     def __init__(self, layout: Layout):
         self.layout = layout
         self.fonts = layout.fonts
+        self.fitted: dict[tuple[str, int], Any] = {}
 
     def new(self) -> tuple[Any, Any]:
         from PIL import Image, ImageDraw
@@ -155,27 +156,56 @@ class Painter:
     def fit_text(self, draw: Any, box: tuple[int, int, int, int], text: str, ink: tuple) -> None:
         text = self.fonts.text(text)
         width = box[2] - box[0] - 4
-        size = max(7, int(self.layout.cell * 0.42))
-        font = self.fonts.get(size)
-        while size > 7 and font.getlength(text) > width:
-            size -= 1
+        key = (text, width)
+        if key not in self.fitted:
+            size = max(7, int(self.layout.cell * 0.42))
             font = self.fonts.get(size)
-        draw.text(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), text, font=font, fill=ink, anchor="mm")
+            while size > 7 and font.getlength(text) > width:
+                size -= 1
+                font = self.fonts.get(size)
+            self.fitted[key] = font
+        draw.text(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), text, font=self.fitted[key], fill=ink, anchor="mm")
 
     def frame(self, title: str, input_grid: "InputGrid", panel: "Panel | None", output: "OutputGrid",
               caption: str) -> Any:
+        """A whole frame, drawn from nothing."""
         image, draw = self.new()
-        layout = self.layout
-        self.text(draw, (MARGIN, MARGIN), title, layout.title_font, TITLE_INK)
+        self.words(draw, title, caption)
         input_grid.draw(self, draw)
         if panel is not None:
             panel.draw(self, draw)
         output.draw(self, draw)
+        return image
+
+    def overlay(self, base: Any, title: str, input_grid: "InputGrid", panel: "Panel | None", output: "OutputGrid",
+                caption: str) -> Any:
+        """A frame drawn over a copy of ``base`` (the stage's grids as they stand): only the window, the
+        panel, the output cells being written, and the words change, so a frame costs its window."""
+        from PIL import ImageDraw
+
+        layout = self.layout
+        image = base.copy()
+        draw = ImageDraw.Draw(image)
+        width, height = layout.size
+        draw.rectangle((0, 0, width, layout.input_at[1] - self.layout.label_h - LABEL_GAP - 2), fill=WHITE)
+        draw.rectangle((0, layout.caption_at[1] - 4, width, height), fill=WHITE)
+        panel_right = layout.output_at[0] - GAP // 2 if layout.output_at[0] > layout.panel_at[0] else layout.panel_at[0]
+        draw.rectangle((layout.panel_at[0], layout.input_at[1] - layout.label_h - LABEL_GAP, panel_right,
+                        layout.caption_at[1] - 6), fill=WHITE)
+        self.words(draw, title, caption)
+        input_grid.draw(self, draw, only_window=True)
+        if panel is not None:
+            panel.draw(self, draw)
+        output.draw(self, draw, only_current=True)
+        return image
+
+    def words(self, draw: Any, title: str, caption: str) -> None:
+        layout = self.layout
+        self.text(draw, (MARGIN, MARGIN), title, layout.title_font, TITLE_INK)
         lines = [line for part in self.fonts.text(caption).split("\n")
                  for line in (textwrap.wrap(part, layout.caption_width) or [""])]
         for k, line in enumerate(lines[:CAPTION_LINES]):
             draw.text((layout.caption_at[0], layout.caption_at[1] + 20 * k), line, font=layout.caption_font, fill=INK)
-        return image
 
 
 @dataclass
@@ -187,31 +217,33 @@ class InputGrid:
     window: Sequence[Any] = ()
     reached: frozenset = frozenset()
     winner: Any = None
-    sources: Iterable[tuple[int, int]] = ()
 
-    def draw(self, painter: Painter, draw: Any) -> None:
+    def draw(self, painter: Painter, draw: Any, only_window: bool = False) -> None:
         layout = painter.layout
         origin = layout.input_at
-        painter.text(draw, (origin[0], origin[1] - LABEL_GAP), self.label, layout.label_font, TITLE_INK, "ld")
         r0, r1 = self.canvas.rows
         c0, c1 = self.canvas.cols
         marked = {(c.row, c.col): c for c in self.window}
-        for r in range(r0, r1):
-            for c in range(c0, c1):
-                text, kind = self.canvas.text(r, c)
-                box = layout.box(origin, r - r0, c - c0)
-                if (r, c) in marked:
-                    is_winner = self.winner is not None and (r, c) == (self.winner.row, self.winner.col)
-                    fill = WINNER if is_winner else WINDOW if kind == REAL else WINDOW_PAD
-                    painter.cell(draw, box, fill, text, INK if kind == REAL else PAD_INK, edge=WINDOW_EDGE)
-                elif kind == PAD:
-                    painter.cell(draw, box, PADDING, text, PAD_INK)
-                elif kind == OUTSIDE:
-                    painter.cell(draw, box, OVERHANG, "·", PAD_INK)
-                elif self.reached and (r, c) not in self.reached:
-                    painter.cell(draw, box, UNREACHED, text, PAD_INK, hatch=True)
-                else:
-                    painter.cell(draw, box, WHITE, text)
+        if only_window:
+            cells = [(r, c) for r, c in marked if r0 <= r < r1 and c0 <= c < c1]
+        else:
+            painter.text(draw, (origin[0], origin[1] - LABEL_GAP), self.label, layout.label_font, TITLE_INK, "ld")
+            cells = [(r, c) for r in range(r0, r1) for c in range(c0, c1)]
+        for r, c in cells:
+            text, kind = self.canvas.text(r, c)
+            box = layout.box(origin, r - r0, c - c0)
+            if (r, c) in marked:
+                is_winner = self.winner is not None and (r, c) == (self.winner.row, self.winner.col)
+                fill = WINNER if is_winner else WINDOW if kind == REAL else WINDOW_PAD
+                painter.cell(draw, box, fill, text, INK if kind == REAL else PAD_INK, edge=WINDOW_EDGE)
+            elif kind == PAD:
+                painter.cell(draw, box, PADDING, text, PAD_INK)
+            elif kind == OUTSIDE:
+                painter.cell(draw, box, OVERHANG, "·", PAD_INK)
+            elif self.reached and (r, c) not in self.reached:
+                painter.cell(draw, box, UNREACHED, text, PAD_INK, hatch=True)
+            else:
+                painter.cell(draw, box, WHITE, text)
 
 
 @dataclass
@@ -239,20 +271,26 @@ class OutputGrid:
     values: Any
     filled: dict
     current: tuple[int, int] | None = None
+    targets: tuple[tuple[int, int], ...] = ()
 
-    def draw(self, painter: Painter, draw: Any) -> None:
+    def draw(self, painter: Painter, draw: Any, only_current: bool = False,
+             cells: Iterable[tuple[int, int]] | None = None) -> None:
+        """The grid; or only the cells being written (``only_current``), or only ``cells``."""
         layout = painter.layout
         origin = layout.output_at
-        painter.text(draw, (origin[0], origin[1] - LABEL_GAP), self.label, layout.label_font, TITLE_INK, "ld")
-        for r in range(self.shape[0]):
-            for c in range(self.shape[1]):
-                box = layout.box(origin, r, c)
-                if (r, c) == self.current:
-                    painter.cell(draw, box, CURRENT, fmt(self.filled[(r, c)]), edge=WINDOW_EDGE)
-                elif (r, c) in self.filled:
-                    painter.cell(draw, box, FILLED, fmt(self.filled[(r, c)]))
-                else:
-                    painter.cell(draw, box, EMPTY)
+        if only_current:
+            cells = [cell for cell in {self.current, *self.targets} if cell is not None]
+        elif cells is None:
+            painter.text(draw, (origin[0], origin[1] - LABEL_GAP), self.label, layout.label_font, TITLE_INK, "ld")
+            cells = [(r, c) for r in range(self.shape[0]) for c in range(self.shape[1])]
+        for r, c in cells:
+            box = layout.box(origin, r, c)
+            if (r, c) == self.current or (r, c) in self.targets:
+                painter.cell(draw, box, CURRENT, fmt(self.filled.get((r, c), self.values[r][c])), edge=WINDOW_EDGE)
+            elif (r, c) in self.filled:
+                painter.cell(draw, box, FILLED, fmt(self.filled[(r, c)]))
+            else:
+                painter.cell(draw, box, EMPTY)
 
 
 __all__ = ["Extent", "InputGrid", "Layout", "OutputGrid", "Painter", "Panel", "palette", "PAD", "REAL"]
