@@ -173,7 +173,8 @@ def test_a_read_only_or_overlapping_output_is_refused():
         native.pool(x, x[:, :, :4, :4], (2, 2), "max")
 
 
-@pytest.mark.parametrize("kernel, op, divisor", [((0, 2), "max", 1), ((2, 2), "avg", 0), ((2, 2), "sum", 1)])
+@pytest.mark.parametrize("kernel, op, divisor", [((0, 2), "max", 1), ((2, 2), "avg", 0), ((2, 2), "sum", 1),
+                                                  ((2, 2), "avg", 1 << 31), ((5000, 5000), "avg", 1)])
 def test_bad_parameters_are_refused(kernel, op, divisor):
     x, out = np.zeros((1, 1, 4, 4), np.uint8), np.zeros((1, 1, 2, 2), np.uint8)
     with pytest.raises(ValueError):

@@ -35,7 +35,7 @@ def _native_pool(x, op: str, kernel_size: Pair, stride: Pair, padding: Pair, dil
         return None
     n, c, h, w = x.shape
     kh, kw = kernel_size
-    if h < kh or w < kw or (ceil_mode and (h % kh or w % kw)):
+    if h < kh or w < kw or (ceil_mode and (h % kh or w % kw)) or kh * kw > 1 << 16 or (divisor or 1) >= 1 << 31:
         return None
     out = empty_like_pixels(x, (n, c, h // kh, w // kw), np.uint8)
     wide_in, wide_out = with_pixel_padding(x), with_pixel_padding(out, writeable=True)
