@@ -118,7 +118,38 @@ def _kernel_cases(x: np.ndarray, moved: int) -> list[Case]:
     if hasattr(k, "avg_pool2d_quantized"):
         cases.append(Case("numpy kernel avg_pool2d_quantized",
                           lambda: k.avg_pool2d_quantized(x, two, two, zero, False, True, None), moved))
+    if getattr(k, "_NATIVE", False):  # the rows above ran the compiled kernel: the numpy passes alone too
+        cases += [Case(f"{case.label}, compiled kernel off", _without_native(k, case.run), moved) for case in cases]
+        from poolcli.kernels import native
+
+        out = k.empty_like_pixels(x, (x.shape[0], x.shape[1], x.shape[2] // 2, x.shape[3] // 2), np.uint8)
+        for op in ("max", "avg"):
+            cases.append(Case(f"compiled kernel {op}, output allocated once ({native.features()[0]})",
+                              lambda op=op: native.pool(x, out, two, op, 4), moved))
     return cases
+
+
+def _without_native(kernels: Any, run: Callable[[], Any]) -> Callable[[], Any]:
+    """``run`` with the numpy kernels' compiled shortcut switched off."""
+
+    def plain() -> Any:
+        kernels._NATIVE = False
+        try:
+            return run()
+        finally:
+            kernels._NATIVE = True
+
+    return plain
+
+
+def _as_the_cli_process() -> str:
+    """The allocator settings of poolcli's own process (``cli.startup.reuse_freed_memory``), where
+    this poolcli has them: each row's fresh output then reuses the last one's memory, as in a run."""
+    try:
+        from poolcli.cli.startup import reuse_freed_memory
+    except ImportError:
+        return "default allocator settings (this poolcli has no reuse_freed_memory)"
+    return "freed memory reused, as in poolcli's own process" if reuse_freed_memory() else "default allocator"
 
 
 def _torch_cases(torch: Any, x: Any, moved: int, sync: Callable[[], None]) -> list[Case]:
@@ -144,8 +175,11 @@ def memory_table(runs: int) -> Table:
     """2x2 max and avg of a 12 MP uint8 image in memory, against a memcpy of it (CPU)."""
     import torch
 
+    allocator = _as_the_cli_process()
     hwc = np.random.default_rng(0).integers(0, 256, PHOTO_HWC, dtype=np.uint8)
     x = hwc.transpose(2, 0, 1)[None]  # NCHW view of the HWC buffer, as a decoded image arrives
+    rgbx = np.random.default_rng(0).integers(0, 256, PHOTO_HWC[:2] + (4,), dtype=np.uint8)
+    decoded = rgbx.transpose(2, 0, 1)[None][:, :3]  # how Pillow decodes RGB: 4 bytes a pixel
     copy = np.empty_like(hwc)
     moved = x.nbytes + x.nbytes // 4
     cases = [Case("memcpy (np.copyto)", lambda: np.copyto(copy, hwc), 2 * x.nbytes)]
@@ -158,6 +192,8 @@ def memory_table(runs: int) -> Table:
     planar = np.ascontiguousarray(x)  # what images.load_image hands over when it copies to planar NCHW
     cases += [Case(f"poolcli {op}, numpy engine, planar NCHW input", _poolcli(op, planar, "numpy", "cpu"), moved)
               for op in ("max", "avg")]
+    cases += [Case(f"poolcli {op}, numpy engine, RGBX as decoded", _poolcli(op, decoded, "numpy", "cpu"), moved)
+              for op in ("max", "avg")]
     cases += _kernel_cases(x, moved)
     cases += _torch_cases(torch, torch.from_numpy(x), moved, lambda: None)
     notes = [
@@ -165,7 +201,8 @@ def memory_table(runs: int) -> Table:
         " output 1×3×1500×2000 uint8; the planar rows take a C-contiguous NCHW copy instead",
         "poolcli rows: `run_pipeline(..., bit_depth=8)` + `quantize` (the CLI's path from decoded pixels to encoder"
         " input); one thread unless the row says more (a lone input computes on `--workers` threads, the cores)",
-        f"{torch.get_num_threads()} torch threads",
+        f"{torch.get_num_threads()} torch threads; {allocator}",
+        "RGBX rows: the same 12 MP in Pillow's RGB layout (4 bytes a pixel, the 4th unused), what a decoded JPEG is",
     ]
     return bandwidth_table("memory: 2×2 pooling of a 12 MP uint8 array in memory (CPU)", cases, runs, notes)
 

@@ -1,4 +1,5 @@
-"""Many inputs through one process: each input's whole work in a worker thread, outcomes in order.
+"""Many inputs through one process: on the CPU each input's whole work in a worker thread, on a GPU
+stacked batches between decode and encode threads; outcomes in input order either way.
 
 ``process_all`` is the library function behind every command that processes images: it takes
 the inputs, a pipeline and ``ProcessOptions`` and returns a ``Summary`` with one ``Outcome``
@@ -173,7 +174,7 @@ def _stacks_on_a_device(pipeline: Pipeline, options: ProcessOptions) -> bool:
 
 def _run_pipelined(flow: Flow, pairs: list[tuple[InputItem, Target | PoolcliError]],
                    emit: Callable[[Outcome], bool]) -> None:
-    """Decode ahead in threads, compute batches here, encode behind in threads.
+    """On a GPU: decode ahead in threads, compute stacked batches here, encode behind in threads.
 
     Outcomes are emitted in input order: a failed or skipped input waits in the encode queue
     behind the outputs before it. With ``--fail-fast`` nothing after the first failure is

@@ -192,7 +192,7 @@ def test_a_longer_batch_maps_almost_no_fresh_pages(tmp_path):
                                "-o", str(tmp_path / f"out{count}")], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         faults[count] = int(done.stdout.split()[-1])
-    assert (faults[26] - faults[2]) / 24 < 50, faults  # about 1 here; 210 without reuse_freed_memory
+    assert (faults[26] - faults[2]) / 24 < 50, faults  # about 1 here; over 200 without reuse_freed_memory
 
 
 def test_nothing_before_the_first_decode_imports_numpy(tmp_path):

@@ -173,7 +173,8 @@ def test_a_read_only_or_overlapping_output_is_refused():
         native.pool(x, x[:, :, :4, :4], (2, 2), "max")
 
 
-@pytest.mark.parametrize("kernel, op, divisor", [((0, 2), "max", 1), ((2, 2), "avg", 0), ((2, 2), "sum", 1)])
+@pytest.mark.parametrize("kernel, op, divisor", [((0, 2), "max", 1), ((2, 2), "avg", 0), ((2, 2), "sum", 1),
+                                                  ((2, 2), "avg", 1 << 31), ((5000, 5000), "avg", 1)])
 def test_bad_parameters_are_refused(kernel, op, divisor):
     x, out = np.zeros((1, 1, 4, 4), np.uint8), np.zeros((1, 1, 2, 2), np.uint8)
     with pytest.raises(ValueError):
@@ -224,3 +225,19 @@ def test_an_install_without_a_compiler_still_succeeds(tmp_path):
                              cwd=ROOT, env={**os.environ, "POOLCLI_NO_EXTENSION": "1"}, capture_output=True, text=True)
     assert skipped.returncode == 0, skipped.stderr
     assert not list((tmp_path / "skip").rglob("*.so"))
+
+
+@pytest.mark.parametrize("shape, channels_last", [((1, 1, 64, 64), True), ((1, 1, 64, 64), False),
+                                                  ((2, 3, 40, 60), True), ((2, 3, 40, 60), False)])
+def test_the_numpy_kernels_route_every_row_layout_to_it(monkeypatch, shape, channels_last):
+    """Grey (one channel), interleaved and planar inputs all reach the compiled kernel."""
+    calls = []
+    real = native.pool
+    monkeypatch.setattr(native, "pool", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
+    n, c, h, w = shape
+    x = np.arange(n * c * h * w, dtype=np.uint64).astype(np.uint8).reshape(n, h, w, c).transpose(0, 3, 1, 2)
+    if not channels_last:
+        x = np.ascontiguousarray(x)
+    got = pools.avg_pool2d_quantized(x, (2, 2), (2, 2), (0, 0), False, True, None)
+    np.testing.assert_array_equal(got, numpy_answer(x, "avg", (2, 2), None))
+    assert calls if pools._NATIVE else not calls

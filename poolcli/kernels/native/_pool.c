@@ -421,8 +421,12 @@ static PyObject *pool(PyObject *self, PyObject *args)
     (void)self;
     if (!PyArg_ParseTuple(args, "OOiiil|ip", &src_object, &dst_object, &kh, &kw, &op, &divisor, &threads, &simd))
         return NULL;
-    if (kh < 1 || kw < 1 || op < OP_MAX || op > OP_AVG || (op == OP_AVG && divisor < 1)) {
-        PyErr_SetString(PyExc_ValueError, "kernel sizes and the divisor must be positive, op 0, 1 or 2");
+    if (kh < 1 || kw < 1 || op < OP_MAX || op > OP_AVG || (op == OP_AVG && (divisor < 1 || divisor > INT32_MAX))) {
+        PyErr_SetString(PyExc_ValueError, "kernel sizes and the divisor (below 2^31) must be positive, op 0, 1 or 2");
+        return NULL;
+    }
+    if (op == OP_AVG && (long long)kh * kw > (long long)(UINT32_MAX / 255)) {
+        PyErr_SetString(PyExc_ValueError, "a window of over 2^24 pixels: its sum would not fit 32 bits");
         return NULL;
     }
     if (byte_buffer(src_object, &src, 0, "src") < 0)

@@ -35,23 +35,26 @@ def _native_pool(x, op: str, kernel_size: Pair, stride: Pair, padding: Pair, dil
         return None
     n, c, h, w = x.shape
     kh, kw = kernel_size
-    if h < kh or w < kw or (ceil_mode and (h % kh or w % kw)):
+    if h < kh or w < kw or (ceil_mode and (h % kh or w % kw)) or kh * kw > 1 << 16 or (divisor or 1) >= 1 << 31:
         return None
     out = empty_like_pixels(x, (n, c, h // kh, w // kw), np.uint8)
     wide_in, wide_out = with_pixel_padding(x), with_pixel_padding(out, writeable=True)
     if wide_in.shape[1] != wide_out.shape[1]:
         wide_in, wide_out = x, out
-    if not (_rows_readable(wide_in) and _rows_readable(wide_out)):
+    if _row_layout(wide_in) is None or _row_layout(wide_in) != _row_layout(wide_out):
         return None
     threads = windows.band_count(out.shape[2], out.size)
     native.pool(wide_in, wide_out, kernel_size, op, divisor or kh * kw, threads)
     return out
 
 
-def _rows_readable(a: np.ndarray) -> bool:
-    """Whether the compiled kernel reads ``a`` row by row: channels innermost and pixels adjacent
-    (an HWC buffer), or each channel a plane of adjacent pixels."""
-    return (a.strides[1] == 1 and a.strides[3] == a.shape[1]) or a.strides[3] == 1
+def _row_layout(a: np.ndarray) -> str | None:
+    """How the compiled kernel reads ``a`` row by row: "pixels" (channels innermost, pixels
+    adjacent: an HWC buffer) or "planes" (each channel a plane of adjacent pixels); None where it
+    would fall back to its element-by-element loop, which numpy beats."""
+    if a.strides[1] == 1 and a.strides[3] == a.shape[1] > 1:
+        return "pixels"
+    return "planes" if a.strides[3] == 1 else None
 
 
 def _extreme_pool(x, ufunc, identity, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
