@@ -112,8 +112,8 @@ def walk_conv_transpose(stage: Any, x: list, plan: Any, context: WalkContext, se
                            Canvas.of(x[n][c]))
                 yield Grid(label(f"kernel K ({kh}×{kw})" if C == 1 else f"kernel W[{c}, {o % per_group_out}] ({kh}×{kw})"),
                            Canvas.of(kernel(c, o)))
-                yield from _scatter(x[n][c], kernel(c, o), stage, (ho, wo), select,
-                                    0.0 if bias is None else float(bias[o]))
+                yield from _scatter(x[n][c], kernel(c, o), stage, out[n][o], select,
+                                    0.0 if bias is None else float(bias[o]), f"input X, channel {c}" if C > 1 else None)
             if len(sources) > MAX_PLANES:
                 yield planes_note(len(sources), "input channels")
             yield from _sums(x[n], sources, [kernel(c, o) for c in sources], stage, (ho, wo), out[n][o],
@@ -126,16 +126,19 @@ def walk_conv_transpose(stage: Any, x: list, plan: Any, context: WalkContext, se
     return out, body
 
 
-def _scatter(X: list, K: list, stage: Any, size: tuple[int, int], select: Select, bias: float = 0.0) -> Iterator[Item]:
-    """One grid per input cell: its value times K, where it lands in the output. Each grid
+def _scatter(X: list, K: list, stage: Any, Y: list, select: Select, bias: float = 0.0,
+             name: str | None = None) -> Iterator[Item]:
+    """One grid per input cell: its value times K, where it lands in the output Y. Each grid
     carries its step for pictures: the input cell, the kernel, the output cells the copy lands
-    on with their running sums (the bias plus the copies so far), and the cells the crop cuts.
+    on with their running sums (the bias plus this input channel's copies so far; Y, the whole
+    sum, is the plane's output), and the cells the crop cuts. ``name`` names X when it is one
+    input channel of several.
 
     d2l's third copy, 2·K, lands on Y[1:3, 0:2]; Y[1, 1] then holds 0·3 + 1·2 + 2·1 = 4::
 
         >>> from poolcli.core.spec import parse_stage
         >>> grids = list(_scatter([[0.0, 1.0], [2.0, 3.0]], [[0.0, 1.0], [2.0, 3.0]],
-        ...                       parse_stage("convtranspose:weight=0 1; 2 3"), (3, 3), Select()))
+        ...                       parse_stage("convtranspose:weight=0 1; 2 3"), [[0.0] * 3] * 3, Select()))
         >>> step = grids[2].step
         >>> step.targets, step.sums
         (((1, 0), (1, 1), (2, 0), (2, 1)), (0.0, 4.0, 4.0, 6.0))
@@ -143,11 +146,10 @@ def _scatter(X: list, K: list, stage: Any, size: tuple[int, int], select: Select
     h, w = len(X), len(X[0])
     kh, kw = len(K), len(K[0])
     (sh, sw), (ph, pw), (dh, dw) = stage.stride, stage.padding, stage.dilation
-    ho, wo = size
+    ho, wo = len(Y), len(Y[0])
     chosen, rest = shown(h * w, (h, w), Select(every=select.every), (h, w), "input cells")
     canvas = Canvas.of(X)
-    copies = trans_conv(X, K, stage.stride, stage.padding, stage.output_padding, stage.dilation)
-    view = PlaneView(canvas, [[v + bias for v in row] for row in copies], kernel=K, unit="input cell")
+    view = PlaneView(canvas, Y, kernel=K, name=name, unit="input cell")
     running = [[bias] * wo for _ in range(ho)]
     for k in chosen:
         i, j = divmod(k, w)

@@ -5,10 +5,13 @@ Frames, in order: for each stage, one frame per window position of its first pla
 channel 0): the input grid with the window (padding grey, ``-∞`` for max; a ceil_mode overhang
 ``·``; cells no window reads hatched), beside it the reduction over the window's values (the
 winner green) or the conv kernel, and the output grid filling in; the caption is the line
-explain prints (a step that writes several output cells, ``Step.targets``, lights them all). Then
-one result frame per stage: the whole output and its size formulas. So an
-animation has Σ windows + one frame per stage; window frames last 1/fps seconds, result frames
-twice that, and the last frame 3 s. Every frame has the same size.
+explain prints. A step that writes several output cells (``Step.targets``) lights them all with
+the sums they hold after it, and what a crop cuts (``Step.cut``) in a grey border around the
+output: so a transposed convolution, whose steps are its kernel copies (``Grid.step``), plays one
+frame per input cell, the kernel beside it. Then one result frame per stage: the whole output
+and its size formulas. So an animation has Σ steps (windows, elements or input cells) + one
+frame per stage; step frames last 1/fps seconds, result frames twice that, and the last frame
+3 s. Every frame has the same size.
 
 The walk is read twice, once to size the frame and once to draw, and each frame is written as it
 is drawn (``writers``), so memory does not grow with the number of frames.
