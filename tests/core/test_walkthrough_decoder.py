@@ -69,6 +69,17 @@ def test_trans_conv_equals_torch(hw, k, s, p, d, seed, data):
     assert trans_conv(X.tolist(), K.tolist(), s, p, op, d) == expected[0, 0].tolist()
 
 
+def test_a_copy_the_crop_cuts_says_how_much():
+    walk = walked("convtranspose:weight=2,p=1", [[[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]]])
+    grids = {plain(item.title).split("·K")[0]: item for item in walk.items() if isinstance(item, Grid) and item.step}
+    assert plain(grids["X[0, 0]"].title) == "X[0, 0]·K = 1·K, added from Y[-1, -1] (all in the cropped padding)"
+    assert grids["X[0, 0]"].step.targets == () and grids["X[0, 0]"].step.cut == ((-1, -1, 2.0),)
+    assert plain(grids["X[1, 1]"].title) == "X[1, 1]·K = 5·K, added from Y[0, 0]"
+    assert grids["X[1, 1]"].step.sums == (10.0,)
+    big = walked("convtranspose:weight=1 1; 1 1,p=1", [[[[1.0, 2.0], [3.0, 4.0]]]])
+    assert "(partly in the cropped padding)" in plain(next(i for i in big.items() if isinstance(i, Grid) and i.step).title)
+
+
 @settings(max_examples=80, deadline=None)
 @given(
     hw=st.tuples(st.integers(1, 4), st.integers(1, 4)), k=st.tuples(st.integers(1, 3), st.integers(1, 3)),

@@ -167,7 +167,8 @@ def _scatter(X: list, K: list, stage: Any, Y: list, select: Select, bias: float 
                 else:
                     cut.append((r, q, product))
         top, left = landing(i, 0, sh, ph, dh), landing(j, 0, sw, pw, dw)
-        where = f"from Y[{top}, {left}]" + (" (partly in the cropped padding)" if len(marked) < kh * kw else "")
+        where = f"from Y[{top}, {left}]" + (" (all in the cropped padding)" if not marked else
+                                             " (partly in the cropped padding)" if cut else "")
         line = (Segment(f"X[{i}, {j}]·K = {operand(X[i][j])}·K, added {where}"),)
         step = Step((top, left), X[i][j], line, cells=(Cell(i, j, REAL, X[i][j]),), canvas=canvas, plane=view,
                     targets=tuple(marked), sums=tuple(running[r][q] for r, q in marked), cut=tuple(cut))
