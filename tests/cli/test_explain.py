@@ -206,6 +206,18 @@ def test_animate_every_window_whatever_step_or_only_shows(invoke, tmp_path):
         assert image.info["duration"] == 500
 
 
+def test_animate_a_transposed_convolution_frame_per_input_cell(invoke, tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "scatter.gif"
+    result = invoke("explain", "--matrix", "0 1; 2 3", "-S", "convtranspose:weight=0 1; 2 3", "--animate", str(path))
+    assert result.exit_code == 0, result.output
+    assert "X[0, 1]·K = 1·K, added from Y[0, 1]" in result.output
+    assert f"wrote {path} (5 frames)" in result.output  # 4 input cells, 1 result
+    with Image.open(path) as image:
+        assert image.n_frames == 5
+
+
 def test_animate_an_image_region(invoke, tmp_path):
     path = tmp_path / "photo.gif"
     result = invoke("explain", PHOTO, "--crop", "10,20,6,6", "-S", "grayscale", "-S", "maxpool:2", "--animate", str(path))

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from poolcli.cli.explaining import KernelWeights
 from poolcli.core.plan import Pipeline
 from poolcli.core.spec import parse_stage
-from poolcli.core.walkthrough import Grid, Step, Text, WalkContext, plain, refusal, walk_stage
+from poolcli.errors import PoolcliError
+from poolcli.core.walkthrough import Grid, Select, Step, Text, WalkContext, plain, refusal, walk_stage
 from poolcli.core.walkthrough.decoder import axis_taps, interpolate, trans_conv
 
 D2L_X = [[[[0.0, 1.0], [2.0, 3.0]]]]
@@ -66,6 +67,47 @@ def test_trans_conv_equals_torch(hw, k, s, p, d, seed, data):
     except RuntimeError:  # the output reached 0: planning refuses it
         return
     assert trans_conv(X.tolist(), K.tolist(), s, p, op, d) == expected[0, 0].tolist()
+
+
+def test_a_copy_the_crop_cuts_says_how_much():
+    walk = walked("convtranspose:weight=2,p=1", [[[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]]])
+    grids = {plain(item.title).split("·K")[0]: item for item in walk.items() if isinstance(item, Grid) and item.step}
+    assert plain(grids["X[0, 0]"].title) == "X[0, 0]·K = 1·K, added from Y[-1, -1] (all in the cropped padding)"
+    assert grids["X[0, 0]"].step.targets == () and grids["X[0, 0]"].step.cut == ((-1, -1, 2.0),)
+    assert plain(grids["X[1, 1]"].title) == "X[1, 1]·K = 5·K, added from Y[0, 0]"
+    assert grids["X[1, 1]"].step.sums == (10.0,)
+    big = walked("convtranspose:weight=1 1; 1 1,p=1", [[[[1.0, 2.0], [3.0, 4.0]]]])
+    assert "(partly in the cropped padding)" in plain(next(i for i in big.items() if isinstance(i, Grid) and i.step).title)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    hw=st.tuples(st.integers(1, 4), st.integers(1, 4)), k=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    s=st.tuples(st.integers(1, 3), st.integers(1, 3)), p=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    d=st.tuples(st.integers(1, 2), st.integers(1, 2)), seed=st.integers(0, 2**16),
+)
+def test_scatter_steps_add_up_to_the_output(hw, k, s, p, d, seed):
+    """Each kernel copy's step, for pictures: the cells it lands on (the rest cut by the crop),
+    the running sums there; the last sum written to each cell is torch's output."""
+    rng = np.random.default_rng(seed)
+    X, K = rng.integers(-3, 4, hw).astype(float), rng.integers(-3, 4, k).astype(float)
+    spec = (f"convtranspose:weight={'; '.join(' '.join(str(int(v)) for v in row) for row in K)},"
+            f"s={s[0]}x{s[1]},p={p[0]}x{p[1]},d={d[0]}x{d[1]}")
+    try:
+        expected = F.conv_transpose2d(torch.tensor(X)[None, None], torch.tensor(K)[None, None], None, s, p, 0, 1, d)[0, 0]
+        walk = walked(spec, [[X.tolist()]], select=Select(every=True))
+    except (RuntimeError, PoolcliError):  # the output reached 0: planning refuses it
+        return
+    steps = [item.step for item in walk.items() if isinstance(item, Grid) and item.step is not None]
+    assert [(c.row, c.col) for step in steps for c in step.cells] == [divmod(n, hw[1]) for n in range(hw[0] * hw[1])]
+    last = {}
+    for step in steps:
+        assert len(step.targets) + len(step.cut) == k[0] * k[1]
+        assert all(not (0 <= r < expected.shape[0] and 0 <= c < expected.shape[1]) for r, c, _ in step.cut)
+        last.update(zip(step.targets, step.sums))
+    assert all(last[cell] == expected[cell].item() for cell in last)
+    assert all(expected[r, c].item() == 0 for r in range(expected.shape[0]) for c in range(expected.shape[1])
+               if (r, c) not in last)
 
 
 @pytest.mark.parametrize("spec", [

@@ -112,7 +112,8 @@ def walk_conv_transpose(stage: Any, x: list, plan: Any, context: WalkContext, se
                            Canvas.of(x[n][c]))
                 yield Grid(label(f"kernel K ({kh}×{kw})" if C == 1 else f"kernel W[{c}, {o % per_group_out}] ({kh}×{kw})"),
                            Canvas.of(kernel(c, o)))
-                yield from _scatter(x[n][c], kernel(c, o), stage, (ho, wo), select)
+                yield from _scatter(x[n][c], kernel(c, o), stage, out[n][o], select,
+                                    0.0 if bias is None else float(bias[o]), f"input X, channel {c}" if C > 1 else None)
             if len(sources) > MAX_PLANES:
                 yield planes_note(len(sources), "input channels")
             yield from _sums(x[n], sources, [kernel(c, o) for c in sources], stage, (ho, wo), out[n][o],
@@ -125,27 +126,53 @@ def walk_conv_transpose(stage: Any, x: list, plan: Any, context: WalkContext, se
     return out, body
 
 
-def _scatter(X: list, K: list, stage: Any, size: tuple[int, int], select: Select) -> Iterator[Item]:
-    """One grid per input cell: its value times K, where it lands in the output."""
+def _scatter(X: list, K: list, stage: Any, Y: list, select: Select, bias: float = 0.0,
+             name: str | None = None) -> Iterator[Item]:
+    """One grid per input cell: its value times K, where it lands in the output Y. Each grid
+    carries its step for pictures: the input cell, the kernel, the output cells the copy lands
+    on with their running sums (the bias plus this input channel's copies so far; Y, the whole
+    sum, is the plane's output), and the cells the crop cuts. ``name`` names X when it is one
+    input channel of several.
+
+    d2l's third copy, 2·K, lands on Y[1:3, 0:2]; Y[1, 1] then holds 0·3 + 1·2 + 2·1 = 4::
+
+        >>> from poolcli.core.spec import parse_stage
+        >>> grids = list(_scatter([[0.0, 1.0], [2.0, 3.0]], [[0.0, 1.0], [2.0, 3.0]],
+        ...                       parse_stage("convtranspose:weight=0 1; 2 3"), [[0.0] * 3] * 3, Select()))
+        >>> step = grids[2].step
+        >>> step.targets, step.sums
+        (((1, 0), (1, 1), (2, 0), (2, 1)), (0.0, 4.0, 4.0, 6.0))
+    """
     h, w = len(X), len(X[0])
     kh, kw = len(K), len(K[0])
     (sh, sw), (ph, pw), (dh, dw) = stage.stride, stage.padding, stage.dilation
-    ho, wo = size
+    ho, wo = len(Y), len(Y[0])
     chosen, rest = shown(h * w, (h, w), Select(every=select.every), (h, w), "input cells")
+    canvas = Canvas.of(X)
+    view = PlaneView(canvas, Y, kernel=K, name=name, unit="input cell")
+    running = [[bias] * wo for _ in range(ho)]
     for k in chosen:
         i, j = divmod(k, w)
         plane = zeros(ho, wo)
-        marked = []
+        marked, cut = [], []
         for a in range(kh):
             r = landing(i, a, sh, ph, dh)
             for b in range(kw):
                 q = landing(j, b, sw, pw, dw)
+                product = X[i][j] * K[a][b]
                 if 0 <= r < ho and 0 <= q < wo:
-                    plane[r][q] = X[i][j] * K[a][b]
+                    plane[r][q] = product
+                    running[r][q] += product
                     marked.append((r, q))
+                else:
+                    cut.append((r, q, product))
         top, left = landing(i, 0, sh, ph, dh), landing(j, 0, sw, pw, dw)
-        where = f"from Y[{top}, {left}]" + (" (partly in the cropped padding)" if len(marked) < kh * kw else "")
-        yield Grid((Segment(f"X[{i}, {j}]·K = {operand(X[i][j])}·K, added {where}"),), Canvas.of(plane), tuple(marked))
+        where = f"from Y[{top}, {left}]" + (" (all in the cropped padding)" if not marked else
+                                             " (partly in the cropped padding)" if cut else "")
+        line = (Segment(f"X[{i}, {j}]·K = {operand(X[i][j])}·K, added {where}"),)
+        step = Step((top, left), X[i][j], line, cells=(Cell(i, j, REAL, X[i][j]),), canvas=canvas, plane=view,
+                    targets=tuple(marked), sums=tuple(running[r][q] for r, q in marked), cut=tuple(cut))
+        yield Grid(line, Canvas.of(plane), tuple(marked), step=step)
     if rest:
         yield muted(rest)
 

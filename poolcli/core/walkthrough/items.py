@@ -91,12 +91,15 @@ class Text:
 
 @dataclass(frozen=True)
 class Grid:
-    """A titled grid; ``cut_title`` (with ``{limit}``) replaces the title when render cuts it."""
+    """A titled grid; ``cut_title`` (with ``{limit}``) replaces the title when render cuts it.
+    ``step`` is the step the grid shows when a picture draws it differently from the text (a
+    transposed convolution's kernel copy: text prints where it lands, a picture animates it)."""
 
     title: Line
     canvas: Canvas
     highlight: tuple[tuple[int, int], ...] = ()
     cut_title: str | None = None
+    step: "Step | None" = None
 
 
 @dataclass(frozen=True)
@@ -108,22 +111,27 @@ class Vector:
 @dataclass(frozen=True)
 class PlaneView:
     """The plane a step belongs to, for pictures: the input canvas, the whole output plane,
-    the conv kernel (or None), the reduction's name, and what the canvas is when it is not X."""
+    the conv kernel (or None), the reduction's name, what the canvas is when it is not X, and
+    what one step is when it is not a window or an output element (``input cell``)."""
 
     canvas: Canvas
     output: list
     kernel: list | None = None
     reduction: str | None = None
     name: str | None = None
+    unit: str | None = None
 
 
 @dataclass(frozen=True)
 class Step:
     """One output element: where (``out``), its value, its line (``Y[i, j] = … = value``), notes,
     the input cells it read, and the canvas to mark them on (None: the line alone). ``plane`` is
-    the plane it belongs to (for pictures), ``winner`` the cell a max or min took, and ``targets``
-    the output cells it writes when they are more than ``out`` (a transposed convolution's kernel
-    copy lands on several)."""
+    the plane it belongs to (for pictures), ``winner`` the cell a max or min took.
+
+    A step that writes other output cells than ``out`` (a transposed convolution's kernel copy
+    lands on several) lists them in ``targets`` (None: ``out`` alone), with ``sums`` the values
+    they hold after it (empty: the plane's final values), and in ``cut`` the positions beyond
+    the output that a crop (padding) removes, as (row, column, value)."""
 
     out: tuple[int, ...]
     value: float
@@ -133,7 +141,14 @@ class Step:
     canvas: Canvas | None = None
     plane: PlaneView | None = None
     winner: Cell | None = None
-    targets: tuple[tuple[int, int], ...] = ()
+    targets: tuple[tuple[int, int], ...] | None = None
+    sums: tuple[float, ...] = ()
+    cut: tuple[tuple[int, int, float], ...] = ()
+
+    @property
+    def written(self) -> tuple[tuple[int, int], ...]:
+        """The output cells this step writes: ``targets``, or ``out`` alone."""
+        return (tuple(self.out),) if self.targets is None else self.targets  # type: ignore[return-value]
 
 
 Item = Any  # Heading | Text | Grid | Vector | Step

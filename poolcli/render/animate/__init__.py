@@ -5,10 +5,13 @@ Frames, in order: for each stage, one frame per window position of its first pla
 channel 0): the input grid with the window (padding grey, ``-∞`` for max; a ceil_mode overhang
 ``·``; cells no window reads hatched), beside it the reduction over the window's values (the
 winner green) or the conv kernel, and the output grid filling in; the caption is the line
-explain prints (a step that writes several output cells, ``Step.targets``, lights them all). Then
-one result frame per stage: the whole output and its size formulas. So an
-animation has Σ windows + one frame per stage; window frames last 1/fps seconds, result frames
-twice that, and the last frame 3 s. Every frame has the same size.
+explain prints. A step that writes several output cells (``Step.targets``) lights them all with
+the sums they hold after it, and what a crop cuts (``Step.cut``) in a grey border around the
+output: so a transposed convolution, whose steps are its kernel copies (``Grid.step``), plays one
+frame per input cell, the kernel beside it. Then one result frame per stage: the whole output
+and its size formulas. So an animation has Σ steps (windows, elements or input cells) + one
+frame per stage; step frames last 1/fps seconds, result frames twice that, and the last frame
+3 s. Every frame has the same size.
 
 The walk is read twice, once to size the frame and once to draw, and each frame is written as it
 is drawn (``writers``), so memory does not grow with the number of frames.
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 from ...core.textbook import OUTSIDE, PAD, fmt
-from ...core.walkthrough import StageWalk, Step
+from ...core.walkthrough import Grid, StageWalk, Step
 from ..explain import caption
 from .draw import PADDING, WINDOW, WINNER, Extent, InputGrid, Layout, OutputGrid, Painter, Panel, palette
 from .fonts import Fonts
@@ -42,10 +45,13 @@ class StageSurvey:
     rows: tuple[int, int] = (0, 0)
     cols: tuple[int, int] = (0, 0)
     output: tuple[int, int] = (0, 0)
+    out_rows: tuple[int, int] = (0, 0)  # the output grid's rows drawn, a cropped border included
+    out_cols: tuple[int, int] = (0, 0)
     panel: tuple[int, int] = (0, 0)
     reached: set = field(default_factory=set)
     written: set = field(default_factory=set)
     windowed: bool = False
+    unit: str | None = None
     steps: int = 0
     caption_chars: int = 0
     caption_lines: int = 1
@@ -53,9 +59,12 @@ class StageSurvey:
 
 
 def first_plane_steps(walk: StageWalk) -> Iterator[Step]:
-    """The steps of a stage's first plane (the walk stops being read after them)."""
+    """The steps of a stage's first plane (the walk stops being read after them), a grid's
+    step (``Grid.step``) among them."""
     plane = None
     for item in walk.items():
+        if isinstance(item, Grid):
+            item = item.step
         if isinstance(item, Step) and item.plane is not None:
             if plane is None:
                 plane = item.plane
@@ -93,14 +102,21 @@ def survey(walk: StageWalk) -> StageSurvey:
         if not found.steps:
             found.rows, found.cols = step.plane.canvas.rows, step.plane.canvas.cols
             found.output = (len(step.plane.output), len(step.plane.output[0]))
+            found.out_rows, found.out_cols = (0, found.output[0]), (0, found.output[1])
+            found.unit = step.plane.unit
             panel = _panel(step)
-            found.labels = (_input_label(step.plane), panel.label if panel else "", _output_label(found.output))
+            found.labels = (_input_label(step.plane), panel.label if panel else "", "")
         found.steps += 1
         found.panel = tuple(max(a, b) for a, b in zip(found.panel, _panel_shape(step)))  # type: ignore[assignment]
         found.reached.update((c.row, c.col) for c in step.cells if c.kind not in (PAD, OUTSIDE))
-        found.written.update({tuple(step.out), *step.targets})
+        found.written.update(step.written)
+        for r, c, _ in step.cut:
+            found.out_rows = (min(found.out_rows[0], r), max(found.out_rows[1], r + 1))
+            found.out_cols = (min(found.out_cols[0], c), max(found.out_cols[1], c + 1))
         found.windowed = found.windowed or step.plane.reduction is not None or step.plane.kernel is not None
         found.caption_chars = max(found.caption_chars, len(caption(step.line)))
+    if found.steps:
+        found.labels = (found.labels[0], found.labels[1], _output_label(found))
     return found
 
 
@@ -120,15 +136,25 @@ def _panel(step: Step) -> Panel | None:
 
 
 def title(found: StageSurvey, number: int) -> str:
-    return f"{found.heading}   {'window' if found.windowed else 'element'} {number} of {found.steps}"
+    unit = found.unit or ("window" if found.windowed else "element")
+    return f"{found.heading}   {unit} {number} of {found.steps}"
 
 
 def _input_label(view: Any) -> str:
     return f"{view.name or 'input X'} ({view.canvas.plane.H}×{view.canvas.plane.W})"
 
 
-def _output_label(shape: tuple[int, int]) -> str:
-    return f"output Y ({shape[0]}×{shape[1]})"
+def _output_label(found: StageSurvey) -> str:
+    cropped = found.out_rows != (0, found.output[0]) or found.out_cols != (0, found.output[1])
+    return f"output Y ({found.output[0]}×{found.output[1]})" + (", cropped border grey" if cropped else "")
+
+
+def _output_grid(found: StageSurvey, values: list, filled: dict, label: str = "", step: Step | None = None) -> OutputGrid:
+    """The output grid of a stage (its cropped border too); with ``step``, the cells it writes lit."""
+    if step is None:
+        return OutputGrid(label, found.output, values, filled, rows=found.out_rows, cols=found.out_cols)
+    return OutputGrid(label, found.output, values, filled, tuple(step.out) if step.targets is None else None,
+                      step.written, step.cut, found.out_rows, found.out_cols)  # type: ignore[arg-type]
 
 
 def frames(walks: Iterable[StageWalk], surveys: list[StageSurvey], painter: Painter, fps: float) -> Iterator[tuple[Any, int]]:
@@ -149,23 +175,23 @@ def frames(walks: Iterable[StageWalk], surveys: list[StageSurvey], painter: Pain
                 filled = {(r, c): values[r][c] for r in range(found.output[0]) for c in range(found.output[1])
                           if (r, c) not in found.written}
                 standing = painter.frame("", InputGrid(step.plane.canvas, _input_label(step.plane), (), reached), None,
-                                         OutputGrid(_output_label(found.output), found.output, values, filled), "")
+                                         _output_grid(found, values, filled, found.labels[2]), "")
                 pen = ImageDraw.Draw(standing)
-            written = [tuple(step.out), *step.targets]
-            for cell in written:
-                filled[cell] = step.value if cell == tuple(step.out) else step.plane.output[cell[0]][cell[1]]
+            written = step.written
+            sums = step.sums or [step.value if cell == tuple(step.out) else step.plane.output[cell[0]][cell[1]]
+                                 for cell in written]
+            filled.update(zip(written, sums))
             grid = InputGrid(step.plane.canvas, _input_label(step.plane), step.cells, reached, step.winner)
-            output = OutputGrid(_output_label(found.output), found.output, step.plane.output, filled,
-                                tuple(step.out), step.targets)  # type: ignore[arg-type]
+            output = _output_grid(found, step.plane.output, filled, step=step)
             yield painter.overlay(standing, title(found, k + 1), grid, _panel(step), output, caption(step.line)), step_ms
-            OutputGrid("", found.output, step.plane.output, filled).draw(painter, pen, cells=written)
+            _output_grid(found, step.plane.output, filled).draw(painter, pen, cells=written)
             last = step
         if last is None:
             continue
         values = last.plane.output
         done = {(r, c): values[r][c] for r in range(found.output[0]) for c in range(found.output[1])}
         grid = InputGrid(last.plane.canvas, _input_label(last.plane), (), reached)
-        output = OutputGrid(_output_label(found.output), found.output, values, done)
+        output = _output_grid(found, values, done, found.labels[2])
         yield painter.frame(f"{found.heading}   result", grid, None, output, result_caption(walk)), 2 * step_ms
 
 
@@ -175,7 +201,8 @@ def prepare(walks: Iterable[StageWalk], fonts: Fonts | None = None) -> tuple[lis
     extent = Extent(
         input_rows=max(s.rows[1] - s.rows[0] for s in surveys), input_cols=max(s.cols[1] - s.cols[0] for s in surveys),
         panel_rows=max(s.panel[0] for s in surveys), panel_cols=max(s.panel[1] for s in surveys),
-        output_rows=max(s.output[0] for s in surveys), output_cols=max(s.output[1] for s in surveys),
+        output_rows=max(s.out_rows[1] - s.out_rows[0] for s in surveys),
+        output_cols=max(s.out_cols[1] - s.out_cols[0] for s in surveys),
         caption_chars=max(s.caption_chars for s in surveys), caption_lines=max(s.caption_lines for s in surveys),
         labels=tuple(max((s.labels[k] for s in surveys), key=len) for k in range(3)),  # type: ignore[arg-type]
         title=max((title(s, s.steps) for s in surveys), key=len),

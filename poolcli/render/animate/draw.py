@@ -6,7 +6,8 @@ Colours, and what they mark (the tests read them back at cell positions, ``Layou
 ``WINDOW`` the window's real cells, ``WINDOW_PAD`` its padded ones, ``PADDING`` the padding ring,
 ``OVERHANG`` a ceil_mode window's cells beyond the padding, ``UNREACHED`` (hatched) cells no window
 reads, ``WINNER`` the value a max or min took, ``CURRENT`` the output cell being computed,
-``FILLED``/``EMPTY`` output cells done and still to come.
+``FILLED``/``EMPTY`` output cells done and still to come; around the output, ``PADDING`` the
+border a transposed convolution's crop removes, ``WINDOW_PAD`` a kernel copy's values cut there.
 """
 
 from __future__ import annotations
@@ -264,7 +265,9 @@ class Panel:
 
 @dataclass
 class OutputGrid:
-    """The output plane: cells done so far, the current one, the rest empty."""
+    """The output plane: cells done so far, the ones being written, the rest empty. ``rows`` and
+    ``cols`` are the cells drawn (output coordinates): beyond the output they are the border a
+    crop removes (grey), where ``cut`` (row, column, value) shows what the current step loses."""
 
     label: str
     shape: tuple[int, int]
@@ -272,20 +275,30 @@ class OutputGrid:
     filled: dict
     current: tuple[int, int] | None = None
     targets: tuple[tuple[int, int], ...] = ()
+    cut: tuple[tuple[int, int, float], ...] = ()
+    rows: tuple[int, int] | None = None
+    cols: tuple[int, int] | None = None
 
     def draw(self, painter: Painter, draw: Any, only_current: bool = False,
              cells: Iterable[tuple[int, int]] | None = None) -> None:
         """The grid; or only the cells being written (``only_current``), or only ``cells``."""
         layout = painter.layout
         origin = layout.output_at
+        r0, r1 = self.rows or (0, self.shape[0])
+        c0, c1 = self.cols or (0, self.shape[1])
+        lost = {(r, c): value for r, c, value in self.cut}
         if only_current:
-            cells = [cell for cell in {self.current, *self.targets} if cell is not None]
+            cells = [cell for cell in {self.current, *self.targets, *lost} if cell is not None]
         elif cells is None:
             painter.text(draw, (origin[0], origin[1] - LABEL_GAP), self.label, layout.label_font, TITLE_INK, "ld")
-            cells = [(r, c) for r in range(self.shape[0]) for c in range(self.shape[1])]
+            cells = [(r, c) for r in range(r0, r1) for c in range(c0, c1)]
         for r, c in cells:
-            box = layout.box(origin, r, c)
-            if (r, c) == self.current or (r, c) in self.targets:
+            box = layout.box(origin, r - r0, c - c0)
+            if (r, c) in lost:
+                painter.cell(draw, box, WINDOW_PAD, fmt(lost[(r, c)]), PAD_INK, edge=WINDOW_EDGE)
+            elif not (0 <= r < self.shape[0] and 0 <= c < self.shape[1]):
+                painter.cell(draw, box, PADDING)
+            elif (r, c) == self.current or (r, c) in self.targets:
                 painter.cell(draw, box, CURRENT, fmt(self.filled.get((r, c), self.values[r][c])), edge=WINDOW_EDGE)
             elif (r, c) in self.filled:
                 painter.cell(draw, box, FILLED, fmt(self.filled[(r, c)]))
