@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from poolcli.errors import SpecError
@@ -497,6 +497,7 @@ def _our_shape(call: str):
 
 @settings(max_examples=int(os.environ.get("POOLCLI_FUZZ_EXAMPLES", 400)), deadline=None)
 @given(torch_spellings())
+@example(("Conv2d", "nn.Conv2d(in_channels=3, out_channels=1, kernel_size=1, padding=(0,), padding_mode='reflect')"))
 def test_torch_calls_are_accepted_exactly_as_torch_accepts_them(spelling):
     """Every spelling torch takes for these layers, poolcli takes with the same output shape; what
     torch refuses, poolcli refuses (DESIGN.md §8: positional or keyword, int, 1-tuple, pair, list,

@@ -113,12 +113,19 @@ class Stage:
     reduction: ClassVar[str | None] = None
 
     @classmethod
+    def check_torch_values(cls, values: dict[str, Any], torch_name: str) -> None:
+        """Refuse, in torch's words, a combination of a torch call's values that torch refuses
+        although each value alone converts (none by default)."""
+
+    @classmethod
     def create(cls, values: dict[str, Any], *, torch_name: str | None = None) -> "Stage":
         """Convert and validate loose values; raise SpecError naming the stage and the token.
 
         ``torch_name``: the values come from a call of that torch class, which takes exactly what
         torch takes (``converters_for``, and bools only as True or False)."""
         torch_call = torch_name is not None
+        if torch_call:
+            cls.check_torch_values(values, torch_name)
         converters = cls.converters_for(torch_name)
         converted: dict[str, Any] = {}
         for name, value in values.items():

@@ -107,6 +107,22 @@ class Conv(Stage):
     }
     random_name: ClassVar[str] = "nn.Conv2d"
 
+    @classmethod
+    def check_torch_values(cls, values: dict[str, Any], torch_name: str) -> None:
+        """torch takes ``padding=(P,)`` for zero padding, but with another ``padding_mode`` it pads
+        only the last dimension and its forward refuses the 4-D input.
+
+        >>> try:
+        ...     Conv.check_torch_values({"padding": (1,), "padding_mode": "reflect"}, "Conv2d")
+        ... except SpecError as exc:
+        ...     print(exc.what)
+        Conv2d: padding=(1,) with padding_mode='reflect' pads one dimension only, and torch refuses it for an image
+        """
+        padding, mode = values.get("padding"), values.get("padding_mode", "zeros")
+        if isinstance(padding, (tuple, list)) and len(padding) == 1 and mode != "zeros":
+            raise SpecError(f"{torch_name}: padding=({padding[0]!r},) with padding_mode={mode!r} pads one dimension "
+                            "only, and torch refuses it for an image", "give padding=P or padding=(P, P)")
+
     def validate(self) -> None:
         sources = [n for n in ("filter", "weight", "weight_file") if getattr(self, n) is not None]
         random = self.in_channels is not None or self.out_channels is not None
