@@ -237,6 +237,20 @@ def output_padding_for(n: int, kernel: int, stride: int, padding: int, dilation:
     return (n + 2 * padding - dilation * (kernel - 1) - 1) % stride
 
 
+def source_scale(n_in: int, n_out: int, align_corners: bool, scale_factor: float | None) -> float:
+    """Input steps per output step as torch's upsampling kernels take it (``area_pixel_compute_scale``):
+    shared by the numpy kernel and explain's walkthrough.
+
+    >>> source_scale(4, 8, False, 2.0), source_scale(4, 8, True, None), source_scale(3, 7, False, None)
+    (0.5, 0.42857142857142855, 0.42857142857142855)
+    """
+    if align_corners:
+        return (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    if scale_factor is not None and scale_factor > 0:
+        return 1.0 / scale_factor
+    return n_in / n_out
+
+
 def upsample_output_size(n: int, scale: float | None, size: int | None) -> SizeResult:
     """Output length of ``F.interpolate``: the given size, or ⌊n · scale⌋ as torch computes it
     (``floor(float(n * scale))``).

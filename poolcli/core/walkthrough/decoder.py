@@ -19,6 +19,7 @@ import math
 import struct
 from typing import Any, Iterator, Sequence
 
+from ..arithmetic import source_scale
 from ..textbook import REAL, Cell, fmt, operand, zeros
 from .items import (
     MAX_PLANES, Canvas, Grid, Item, PlaneView, Segment, Select, Step, Text, WalkContext, element, footer, label, muted, nth,
@@ -233,15 +234,6 @@ def _zeros_inserted(X: list, K: list, stage: Any) -> Iterator[Item]:
 
 def _float32(value: float) -> float:
     return struct.unpack("f", struct.pack("f", value))[0]
-
-
-def source_scale(n_in: int, n_out: int, align_corners: bool, scale_factor: float | None) -> float:
-    """Input steps per output step as torch's kernels take it."""
-    if align_corners:
-        return (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
-    if scale_factor is not None and scale_factor > 0:
-        return 1.0 / scale_factor
-    return n_in / n_out
 
 
 def axis_taps(n_in: int, n_out: int, mode: str, align_corners: bool, scale_factor: float | None) -> list:

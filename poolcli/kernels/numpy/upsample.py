@@ -8,16 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...core.arithmetic import source_scale
+
 CUBIC_A = -0.75  # Keys' cubic convolution coefficient, as torch's bicubic
-
-
-def source_scale(n_in: int, n_out: int, align_corners: bool, scale_factor: float | None) -> float:
-    """Input steps per output step as torch's kernels compute it (``area_pixel_compute_scale``)."""
-    if align_corners:
-        return (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
-    if scale_factor is not None and scale_factor > 0:
-        return 1.0 / scale_factor
-    return n_in / n_out
 
 
 def nearest_indices(n_in: int, n_out: int, scale_factor: float | None) -> np.ndarray:
