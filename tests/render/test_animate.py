@@ -122,7 +122,9 @@ def test_padding_overhang_and_unreached_cells(tmp_path):
     assert colour(first, layout.box(layout.input_at, 2, 2)) == draw.WHITE
 
 
-def test_captions_are_explains_lines(tmp_path, monkeypatch):
+@pytest.fixture
+def captions(monkeypatch) -> list[str]:
+    """The caption texts the painter draws, in the order drawn."""
     drawn: list[str] = []
     original = draw.Painter.words
 
@@ -132,6 +134,11 @@ def test_captions_are_explains_lines(tmp_path, monkeypatch):
         return original(self, pen, title, text)
 
     monkeypatch.setattr(draw.Painter, "words", spy)
+    return drawn
+
+
+def test_captions_are_explains_lines(tmp_path, captions):
+    drawn = captions
     animate(walks(D2L, "conv:weight=0 1; 2 3"), str(tmp_path / "conv.gif"))
     assert drawn[:4] == ["Y[0, 0] = 0×0 + 1×1 + 3×2 + 4×3 = 19", "Y[0, 1] = 1×0 + 2×1 + 4×2 + 5×3 = 25",
                          "Y[1, 0] = 3×0 + 4×1 + 6×2 + 7×3 = 37", "Y[1, 1] = 4×0 + 5×1 + 7×2 + 8×3 = 43"]
@@ -232,18 +239,10 @@ def scatter_text(matrix: str, spec: str) -> list[str]:
     return [plain(item.title) for item in items if isinstance(item, Grid) and item.step is not None]
 
 
-def test_transposed_convolution_plays_as_a_scatter(tmp_path, monkeypatch):
+def test_transposed_convolution_plays_as_a_scatter(tmp_path, captions):
     """d2l's X = [[0, 1], [2, 3]], K = [[0, 1], [2, 3]]: one frame per input cell, the cell lit,
     K beside it, its copy's four cells lit in the output with the running sums; then the result."""
-    drawn: list[str] = []
-    original = draw.Painter.words
-
-    def spy(self, pen, title, text):
-        if text:
-            drawn.append(text)
-        return original(self, pen, title, text)
-
-    monkeypatch.setattr(draw.Painter, "words", spy)
+    drawn = captions
     path = tmp_path / "scatter.gif"
     assert animate(walks("0 1; 2 3", D2L_TRANSPOSED), str(path)) == 4 + 1  # 4 input cells, 1 result frame
     assert drawn[:4] == scatter_text("0 1; 2 3", D2L_TRANSPOSED) == [
