@@ -144,6 +144,17 @@ def test_an_address_where_nothing_listens_is_one_line_at_once(tmp_path):
         f" — {connection_hint(LOCAL_ADDRESS + ':1')}"]
 
 
+def test_stdin_is_refused_before_ray_starts(tmp_path):
+    """Ray workers read files, not this process's stdin: a usage error, exit 2, nothing on stdout."""
+    with open(SAMPLES / "gray.png", "rb") as image:
+        proc = subprocess.run(poolcli("pool", "-", "-k", "2", "-o", str(tmp_path / "o.png"), "--executor", "ray"),
+                              stdin=image, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "poolcli: error: --executor ray reads no stdin — give files: Ray workers read them from a shared folder"]
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_the_hint_names_token_authentication_until_it_is_set(monkeypatch):
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     assert "RAY_AUTH_MODE=token" in connection_hint("head:6379")

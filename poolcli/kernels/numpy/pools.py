@@ -41,7 +41,8 @@ def _native_pool(x, op: str, kernel_size: Pair, stride: Pair, padding: Pair, dil
     wide_in, wide_out = with_pixel_padding(x), with_pixel_padding(out, writeable=True)
     if wide_in.shape[1] != wide_out.shape[1]:
         wide_in, wide_out = x, out
-    if _row_layout(wide_in) is None or _row_layout(wide_in) != _row_layout(wide_out):
+    layout = _row_layout(wide_in)
+    if layout is None or layout != _row_layout(wide_out):
         return None
     threads = windows.band_count(out.shape[2], out.size)
     native.pool(wide_in, wide_out, kernel_size, op, divisor or kh * kw, threads)
